@@ -1,0 +1,896 @@
+/**
+ * Receives the Platform's signed webhooks and turns installs into Slack messages.
+ *
+ * One file, one import (`hono`), the same source on every runtime:
+ *   npx tsx handler.ts | bun run handler.ts | deno run -A handler.ts
+ *
+ * It reads top to bottom: configuration, verification, events, Slack, the dedupe ledger,
+ * routes, and the runtime start. Importing it starts nothing; running it serves.
+ */
+import { type Context, Hono } from 'hono';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_PORT = 3000;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const DEFAULT_SLACK_TIMEOUT_MS = 5_000;
+/** Time a request may spend waiting out Slack's Retry-After before it hands the wait back. */
+const DEFAULT_SLACK_RETRY_BUDGET_MS = 3_000;
+const SLACK_ATTEMPTS_PER_REQUEST = 3;
+const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
+const DEFAULT_DEDUPE_MAX_AGE_SECONDS = 7 * 24 * 60 * 60;
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/** Everything the handler needs; `readConfig` builds it from the environment. */
+export interface HandlerOptions {
+  /** The endpoint's signing secret first; during a rotation, the previous one after it. */
+  signingSecrets: readonly string[];
+  /** Unset means dry run: each message is logged, marked as not sent. */
+  slackWebhookUrl?: string | undefined;
+  maxBodyBytes?: number;
+  slackTimeoutMs?: number;
+  slackRetryBudgetMs?: number;
+  /** Where finished event ids are remembered; in memory unless given. */
+  ledger?: DeliveryLedger;
+  /** Receives one line per delivery; silent unless given. */
+  log?: (line: DeliveryLogLine) => void;
+  /** Injected in tests so Retry-After waits take no real time. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** What `readConfig` returns: handler options plus where to listen. */
+export interface ServerConfig extends HandlerOptions {
+  port: number;
+  host: string;
+  dedupeFile?: string | undefined;
+  dedupeMaxEntries: number;
+  dedupeMaxAgeSeconds: number;
+}
+
+/** Our own misconfiguration: reported once at start-up, never per request. */
+export class ConfigError extends Error {
+  readonly code: 'missing_secret' | 'invalid_slack_url' | 'invalid_number';
+
+  constructor(code: ConfigError['code'], message: string) {
+    super(message);
+    this.name = 'ConfigError';
+    this.code = code;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads the handler's settings from environment variables, failing on the first bad one. */
+export function readConfig(env: Env): ServerConfig {
+  const current = env.PLATFORM_SIGNING_SECRET?.trim();
+  if (!current) {
+    throw new ConfigError(
+      'missing_secret',
+      'PLATFORM_SIGNING_SECRET is not set: set it to the signing_secret of your Platform ' +
+        'endpoint (in .env or the environment).',
+    );
+  }
+  const previous = env.PLATFORM_SIGNING_SECRET_PREVIOUS?.trim();
+  const slackWebhookUrl = env.SLACK_WEBHOOK_URL?.trim() || undefined;
+  if (slackWebhookUrl) validateSlackWebhookUrl(slackWebhookUrl);
+
+  return {
+    signingSecrets: previous ? [current, previous] : [current],
+    slackWebhookUrl,
+    port: readInteger(env, 'PORT', DEFAULT_PORT, 0),
+    host: env.HOST?.trim() || DEFAULT_HOST,
+    maxBodyBytes: readInteger(env, 'MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1),
+    slackTimeoutMs: readInteger(env, 'SLACK_TIMEOUT_MS', DEFAULT_SLACK_TIMEOUT_MS, 1),
+    slackRetryBudgetMs: readInteger(env, 'SLACK_RETRY_BUDGET_MS', DEFAULT_SLACK_RETRY_BUDGET_MS, 0),
+    dedupeFile: env.DEDUPE_FILE?.trim() || undefined,
+    dedupeMaxEntries: readInteger(env, 'DEDUPE_MAX_ENTRIES', DEFAULT_DEDUPE_MAX_ENTRIES, 1),
+    dedupeMaxAgeSeconds: readInteger(
+      env,
+      'DEDUPE_MAX_AGE_SECONDS',
+      DEFAULT_DEDUPE_MAX_AGE_SECONDS,
+      1,
+    ),
+  };
+}
+
+function readInteger(env: Env, name: string, fallback: number, min: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError('invalid_number', `${name} must be an integer >= ${min}, got "${raw}".`);
+  }
+  return value;
+}
+
+const SLACK_HOOKS_HOST = 'hooks.slack.com';
+
+/**
+ * Accepts Slack's own hooks host over https, or plain http on a loopback address (the
+ * simulator's Slack sink). Anything else could leak every buyer's email to a stranger.
+ */
+export function validateSlackWebhookUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('invalid_slack_url', 'SLACK_WEBHOOK_URL is not a valid URL.');
+  }
+  const isSlack = url.protocol === 'https:' && url.hostname === SLACK_HOOKS_HOST;
+  const isLocal = url.protocol === 'http:' && isLoopbackHost(url.hostname);
+  if (!isSlack && !isLocal) {
+    // The path of a webhook URL is its secret: name only the scheme and host.
+    throw new ConfigError(
+      'invalid_slack_url',
+      `SLACK_WEBHOOK_URL must be https://${SLACK_HOOKS_HOST}/services/... or http on a ` +
+        `loopback address, got ${url.protocol}//${url.host}/...`,
+    );
+  }
+  if (url.username || url.password) {
+    throw new ConfigError('invalid_slack_url', 'SLACK_WEBHOOK_URL must not carry credentials.');
+  }
+  return url;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** Parses a `.env` file: `KEY=value` lines, `#` comments, optional quotes, `export ` prefix. */
+export function parseDotEnv(text: string): Record<string, string> {
+  const entries: Record<string, string> = {};
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (!line || line.startsWith('#')) continue;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match) continue;
+    const [, key = '', rest = ''] = match;
+    const quoted = /^(['"])(.*)\1$/.exec(rest);
+    entries[key] = quoted ? (quoted[2] ?? '') : rest.replace(/\s+#.*$/, '');
+  }
+  return entries;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+// ---------------------------------------------------------------------------------------------
+
+export const SIGNATURE_HEADER = 'X-Platform-Signature';
+
+/** Why a delivery's signature was refused; never thrown, always returned. */
+export type SignatureFailure = 'missing_signature' | 'malformed_signature' | 'signature_mismatch';
+
+export type VerifyResult = { ok: true } | { ok: false; reason: SignatureFailure };
+
+/** Checks a signature header against the raw body. */
+export type SignatureVerifier = (body: Uint8Array, header: string | null) => Promise<VerifyResult>;
+
+// Exactly 64 hex digits: no prefix, no padding, no second value joined in by a repeated header.
+const SIGNATURE_PATTERN = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * Imports each secret once as an HMAC-SHA256 key and returns the verifier.
+ * `crypto.subtle.verify` compares in constant time, so no signature is ever compared as a string.
+ */
+export function createVerifier(secrets: readonly string[]): SignatureVerifier {
+  if (secrets.length === 0) {
+    throw new ConfigError('missing_secret', 'createVerifier needs at least one signing secret.');
+  }
+  const encoder = new TextEncoder();
+  const keys = Promise.all(
+    secrets.map((secret) =>
+      crypto.subtle.importKey(
+        'raw',
+        encoder.encode(secret),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['verify'],
+      ),
+    ),
+  );
+
+  return async function verifySignature(body, header) {
+    if (header === null || header === '') return { ok: false, reason: 'missing_signature' };
+    if (!SIGNATURE_PATTERN.test(header)) return { ok: false, reason: 'malformed_signature' };
+
+    const signature = decodeHex(header);
+    let matched = false;
+    // Every key is tried, so the time taken does not say which secret matched.
+    for (const key of await keys) {
+      if (await crypto.subtle.verify('HMAC', key, signature, body as Uint8Array<ArrayBuffer>)) {
+        matched = true;
+      }
+    }
+    return matched ? { ok: true } : { ok: false, reason: 'signature_mismatch' };
+  };
+}
+
+function decodeHex(hex: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) {
+    bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/** The envelope every Platform event shares. */
+export interface PlatformEvent {
+  id: string;
+  type: string;
+  created_at: string;
+  data: Record<string, unknown>;
+}
+
+export const EVENT_TYPES = [
+  'install.created',
+  'install.canceled',
+  'usage.metered.daily',
+  'payout.released',
+  'payout.paid',
+  'review.posted',
+  'skill.error',
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export type ParseResult =
+  | { ok: true; event: PlatformEvent }
+  | { ok: false; reason: 'invalid_json' | 'invalid_event'; message: string };
+
+const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+const RFC3339_PATTERN =
+  /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Decodes and validates a verified body. Call it only after the signature passed. */
+export function parseEvent(body: Uint8Array): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(body));
+  } catch {
+    return { ok: false, reason: 'invalid_json', message: 'Body is not UTF-8 JSON.' };
+  }
+  const invalid = (message: string): ParseResult => ({
+    ok: false,
+    reason: 'invalid_event',
+    message,
+  });
+
+  if (!isRecord(value)) return invalid('Body must be a JSON object.');
+  const { id, type, created_at, data } = value;
+  if (typeof id !== 'string' || !EVENT_ID_PATTERN.test(id)) {
+    return invalid('"id" must be 1-128 characters of letters, digits and _.:-');
+  }
+  if (typeof type !== 'string' || type === '') return invalid('"type" must be a string.');
+  if (typeof created_at !== 'string' || !RFC3339_PATTERN.test(created_at)) {
+    return invalid('"created_at" must be an RFC 3339 timestamp.');
+  }
+  if (!isRecord(data)) return invalid('"data" must be an object.');
+
+  const event: PlatformEvent = { id, type, created_at, data };
+  const problem = isEventType(type) ? DATA_CHECKS[type](data) : null;
+  return problem ? invalid(`${type}: ${problem}`) : { ok: true, event };
+}
+
+function isEventType(type: string): type is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(type);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads `data.a.b` as a string, or undefined when any step is missing or of another type. */
+function textAt(data: Record<string, unknown>, path: string): string | undefined {
+  let value: unknown = data;
+  for (const step of path.split('.')) value = isRecord(value) ? value[step] : undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function numberAt(data: Record<string, unknown>, key: string): number | undefined {
+  const value = data[key];
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function requireText(data: Record<string, unknown>, ...paths: string[]): string | null {
+  const missing = paths.find((path) => !textAt(data, path));
+  return missing ? `data.${missing} must be a non-empty string.` : null;
+}
+
+function requirePayout(data: Record<string, unknown>): string | null {
+  const amount = numberAt(data, 'amount_minor');
+  if (amount === undefined || !Number.isSafeInteger(amount) || amount < 0) {
+    return 'data.amount_minor must be a non-negative integer.';
+  }
+  if (!/^[A-Z]{3}$/.test(textAt(data, 'currency') ?? '')) {
+    return 'data.currency must be an ISO 4217 code such as "USD".';
+  }
+  return requireText(data, 'payout_id');
+}
+
+// The fields each message reads, checked before anything is posted.
+const DATA_CHECKS: Record<EventType, (data: Record<string, unknown>) => string | null> = {
+  'install.created': (data) => requireText(data, 'buyer.email', 'pack.name'),
+  'install.canceled': (data) => requireText(data, 'buyer.email', 'pack.name'),
+  'usage.metered.daily': (data) =>
+    requireText(data, 'pack.name', 'date') ??
+    (numberAt(data, 'units') === undefined ? 'data.units must be a number.' : null),
+  'payout.released': requirePayout,
+  'payout.paid': requirePayout,
+  'review.posted': (data) => {
+    const rating = numberAt(data, 'rating');
+    if (rating === undefined || !Number.isInteger(rating) || rating < 1 || rating > 5) {
+      return 'data.rating must be an integer from 1 to 5.';
+    }
+    return requireText(data, 'pack.name', 'author.display_name');
+  },
+  'skill.error': (data) => requireText(data, 'pack.name', 'skill', 'error.code'),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Slack
+// ---------------------------------------------------------------------------------------------
+
+/** Longest a single user-supplied field may be in a message, in code points. */
+export const SLACK_FIELD_MAX_CHARS = 200;
+export const TRUNCATION_MARKER = '…';
+
+/**
+ * Makes user text safe for a Slack message: control and bidi characters become visible,
+ * over-long text is cut with a marker, and `&`, `<`, `>` are escaped so nothing can become
+ * a mention (`<!channel>`), a user ping (`<@U1>`) or a link (`<https://x|y>`).
+ * https://api.slack.com/reference/surfaces/formatting#escaping
+ */
+export function escapeSlackText(text: string, maxChars = SLACK_FIELD_MAX_CHARS): string {
+  let chars = Array.from(text.replace(UNSAFE_CHARACTERS, visibleForm));
+  if (chars.length > maxChars) chars = [...chars.slice(0, maxChars - 1), TRUNCATION_MARKER];
+  return chars.join('').replace(/[&<>]/g, (char) => SLACK_ENTITIES[char] ?? char);
+}
+
+const SLACK_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+
+// Controls (C0, DEL, C1), lone surrogates, and the bidi marks that can reorder a line.
+const UNSAFE_CHARACTERS = /[\p{Cc}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+function visibleForm(char: string): string {
+  const code = char.charCodeAt(0);
+  // C0 controls have printable stand-ins in Unicode's Control Pictures block (U+2400).
+  if (code < 0x20) return String.fromCharCode(0x2400 + code);
+  if (code === 0x7f) return '\u2421';
+  return '\ufffd';
+}
+
+/** The Slack text for an event, or null when the event is only acknowledged in the log. */
+export function formatSlackMessage(event: PlatformEvent): string | null {
+  const field = (path: string) => escapeSlackText(textAt(event.data, path) ?? '');
+  switch (event.type) {
+    case 'install.created':
+      return `${field('buyer.email')} just installed ${field('pack.name')}`;
+    case 'install.canceled':
+      return `${field('buyer.email')} canceled ${field('pack.name')}`;
+    case 'review.posted':
+      return `${field('author.display_name')} rated ${field('pack.name')} ${rating(event)}/5`;
+    case 'payout.released':
+      return `Payout ${field('payout_id')} of ${formatAmount(event.data)} was released`;
+    case 'payout.paid':
+      return `Payout ${field('payout_id')} of ${formatAmount(event.data)} was paid`;
+    case 'skill.error':
+      return `${field('pack.name')}: skill ${field('skill')} failed (${field('error.code')})`;
+    default:
+      // usage.metered.daily arrives once a day per pack: a log line, not a ping.
+      return null;
+  }
+}
+
+function rating(event: PlatformEvent): number {
+  return numberAt(event.data, 'rating') ?? 0;
+}
+
+function formatAmount(data: Record<string, unknown>): string {
+  const currency = textAt(data, 'currency') ?? 'USD';
+  const format = new Intl.NumberFormat('en-US', { style: 'currency', currency });
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
+  return escapeSlackText(format.format((numberAt(data, 'amount_minor') ?? 0) / 10 ** digits));
+}
+
+/** How a Slack post ended: posted, worth retrying later, or refused for good. */
+export type SlackResult =
+  | { ok: true }
+  | { ok: false; retryable: true; error: string; retryAfterSeconds?: number }
+  | { ok: false; retryable: false; error: string; status: number };
+
+interface SlackPostOptions {
+  timeoutMs: number;
+  retryBudgetMs: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+/**
+ * Posts one message to an incoming webhook. A 429 whose Retry-After fits the budget is waited
+ * out here; a longer one is handed back so the Platform retries later.
+ */
+export async function postToSlack(
+  url: string,
+  text: string,
+  options: SlackPostOptions,
+): Promise<SlackResult> {
+  let budgetMs = options.retryBudgetMs;
+  for (let attempt = 1; ; attempt++) {
+    const result = await postOnce(url, text, options.timeoutMs);
+    if (result.ok || !result.retryable || result.retryAfterSeconds === undefined) return result;
+    const waitMs = result.retryAfterSeconds * 1000;
+    // The attempt cap matters when Slack keeps answering "Retry-After: 0".
+    if (waitMs > budgetMs || attempt >= SLACK_ATTEMPTS_PER_REQUEST) return result;
+    budgetMs -= waitMs;
+    await options.sleep(waitMs);
+  }
+}
+
+async function postOnce(url: string, text: string, timeoutMs: number): Promise<SlackResult> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      // mrkdwn off: a pack called *FREE* or an email with _ should read as typed.
+      body: JSON.stringify({ text, mrkdwn: false }),
+      signal: AbortSignal.timeout(timeoutMs),
+      redirect: 'error',
+    });
+  } catch (error) {
+    const timedOut = error instanceof Error && error.name === 'TimeoutError';
+    return { ok: false, retryable: true, error: timedOut ? 'slack_timeout' : 'slack_unreachable' };
+  }
+  // Slack explains a refusal in a short plain-text body such as "invalid_payload".
+  const detail = (await response.text().catch(() => '')).slice(0, 200);
+  if (response.ok) return { ok: true };
+  if (response.status === 429 || response.status >= 500) {
+    const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
+    return {
+      ok: false,
+      retryable: true,
+      error: `slack_${response.status}${detail ? `: ${detail}` : ''}`,
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    };
+  }
+  return { ok: false, retryable: false, status: response.status, error: detail || 'no body' };
+}
+
+/** Reads Retry-After as whole seconds: delta-seconds or an HTTP date (RFC 9110, 10.2.3). */
+export function parseRetryAfter(value: string | null, nowMs = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const dateMs = Date.parse(value);
+  return Number.isNaN(dateMs) ? undefined : Math.max(0, Math.ceil((dateMs - nowMs) / 1000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dedupe ledger
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Remembers which event ids already had their effect, so a redelivery is answered 200
+ * without a second Slack message. A shared store (Redis, a database) implements the same
+ * three methods to serve several instances; see the README.
+ */
+export interface DeliveryLedger {
+  /** True when this id's effect is recorded as done and not yet expired. */
+  has(id: string): Promise<boolean>;
+  /** Records this id's effect as done; resolves once the record would survive a crash. */
+  add(id: string): Promise<void>;
+  /** Flushes what is pending and releases files; called once at shutdown. */
+  close(): Promise<void>;
+}
+
+export interface MemoryLedgerOptions {
+  maxEntries?: number;
+  maxAgeSeconds?: number;
+  now?: () => number;
+}
+
+/** An in-memory ledger bounded by count and age; the oldest entries are evicted first. */
+export function createMemoryLedger(options: MemoryLedgerOptions = {}): DeliveryLedger & {
+  readonly size: number;
+} {
+  const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
+  const maxAgeMs = (options.maxAgeSeconds ?? DEFAULT_DEDUPE_MAX_AGE_SECONDS) * 1000;
+  const now = options.now ?? Date.now;
+  // A Map keeps insertion order, so its first entry is always the oldest.
+  const recordedAt = new Map<string, number>();
+
+  function evict(): void {
+    const cutoff = now() - maxAgeMs;
+    for (const [id, at] of recordedAt) {
+      if (recordedAt.size <= maxEntries && at > cutoff) break;
+      recordedAt.delete(id);
+    }
+  }
+
+  return {
+    get size() {
+      evict();
+      return recordedAt.size;
+    },
+    async has(id) {
+      evict();
+      return recordedAt.has(id);
+    },
+    async add(id) {
+      recordedAt.delete(id);
+      recordedAt.set(id, now());
+      evict();
+    },
+    async close() {},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+/** Every refusal the handler gives, with its status; the `error` field of the JSON body. */
+export const REFUSALS = {
+  not_found: 404,
+  method_not_allowed: 405,
+  unsupported_encoding: 415,
+  body_too_large: 413,
+  missing_signature: 401,
+  malformed_signature: 401,
+  signature_mismatch: 401,
+  invalid_json: 400,
+  invalid_event: 400,
+  slack_rejected: 502,
+  slack_unavailable: 503,
+  internal_error: 500,
+} as const;
+
+export type RefusalCode = keyof typeof REFUSALS;
+
+/** What happened to a delivery, as logged and as answered in `outcome`. */
+export type Outcome = 'posted' | 'not_sent' | 'logged' | 'ignored' | 'duplicate' | RefusalCode;
+
+/** One structured line per delivery. It never holds a secret or the Slack URL. */
+export interface DeliveryLogLine {
+  at: string;
+  event_id: string | null;
+  type: string | null;
+  outcome: Outcome;
+  status: number;
+  duration_ms: number;
+  detail?: string;
+  text?: string;
+}
+
+/** The handler and what its runtime start needs to stop it gracefully. */
+export interface WebhookHandler {
+  app: Hono;
+  fetch: (request: Request) => Response | Promise<Response>;
+  /** Resolves when no delivery is in flight, or after `timeoutMs`; true when idle. */
+  waitForIdle(timeoutMs: number): Promise<boolean>;
+}
+
+interface EffectResult {
+  outcome: Outcome;
+  status: number;
+  detail?: string;
+  text?: string;
+  retryAfterSeconds?: number;
+}
+
+const WEBHOOK_PATH = '/webhooks/platform';
+
+/** Builds the Hono app: `POST /webhooks/platform` and `GET /healthz`. */
+export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
+  const verifySignature = createVerifier(options.signingSecrets);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const ledger = options.ledger ?? createMemoryLedger();
+  const log = options.log ?? (() => {});
+  const slack: SlackPostOptions = {
+    timeoutMs: options.slackTimeoutMs ?? DEFAULT_SLACK_TIMEOUT_MS,
+    retryBudgetMs: options.slackRetryBudgetMs ?? DEFAULT_SLACK_RETRY_BUDGET_MS,
+    sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+  };
+  // Copies of one event that arrive together share the first copy's work instead of racing it.
+  const inFlight = new Map<string, Promise<EffectResult>>();
+  let activeRequests = 0;
+  const idleWaiters = new Set<() => void>();
+
+  async function applyEffect(event: PlatformEvent): Promise<EffectResult> {
+    if (await ledger.has(event.id)) return { outcome: 'duplicate', status: 200 };
+    if (!isEventType(event.type)) return { outcome: 'ignored', status: 200 };
+
+    const text = formatSlackMessage(event);
+    if (text === null) return remember(event, { outcome: 'logged', status: 200 });
+    if (!options.slackWebhookUrl)
+      return remember(event, { outcome: 'not_sent', status: 200, text });
+
+    const result = await postToSlack(options.slackWebhookUrl, text, slack);
+    if (result.ok) return remember(event, { outcome: 'posted', status: 200 });
+    if (result.retryable) {
+      return {
+        outcome: 'slack_unavailable',
+        status: REFUSALS.slack_unavailable,
+        detail: result.error,
+        ...(result.retryAfterSeconds === undefined
+          ? {}
+          : { retryAfterSeconds: result.retryAfterSeconds }),
+      };
+    }
+    return {
+      outcome: 'slack_rejected',
+      status: REFUSALS.slack_rejected,
+      detail: `Slack answered ${result.status}: ${result.error}`,
+    };
+  }
+
+  async function remember(event: PlatformEvent, result: EffectResult): Promise<EffectResult> {
+    await ledger.add(event.id);
+    return result;
+  }
+
+  function applyOnce(event: PlatformEvent): Promise<EffectResult> {
+    const running = inFlight.get(event.id);
+    if (running) return running.then((result) => ({ ...result, detail: 'joined_in_flight' }));
+    const effect = applyEffect(event).finally(() => inFlight.delete(event.id));
+    inFlight.set(event.id, effect);
+    return effect;
+  }
+
+  async function receive(c: Context): Promise<Response> {
+    const startedAt = performance.now();
+    const finish = (
+      entry: Pick<DeliveryLogLine, 'event_id' | 'type' | 'detail' | 'text'> & EffectResult,
+    ): Response => {
+      const { retryAfterSeconds, ...line } = entry;
+      log({
+        at: new Date().toISOString(),
+        ...line,
+        duration_ms: Math.round((performance.now() - startedAt) * 100) / 100,
+      });
+      if (retryAfterSeconds !== undefined) c.header('Retry-After', String(retryAfterSeconds));
+      if (entry.status < 300) return c.json({ ok: true, outcome: entry.outcome }, 200);
+      return c.json(
+        { error: entry.outcome, message: entry.detail ?? entry.outcome },
+        entry.status as 400,
+      );
+    };
+    const refuse = (code: RefusalCode, detail: string) =>
+      finish({ event_id: null, type: null, outcome: code, status: REFUSALS[code], detail });
+
+    const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      // The signature covers the bytes as sent; inflating unverified input invites a zip bomb.
+      return refuse('unsupported_encoding', 'Send the body without Content-Encoding.');
+    }
+    const body = await readBodyWithin(c.req.raw, maxBodyBytes);
+    if (body === null) {
+      return refuse('body_too_large', `Body is larger than ${maxBodyBytes} bytes.`);
+    }
+    const verified = await verifySignature(body, c.req.raw.headers.get(SIGNATURE_HEADER));
+    if (!verified.ok) return refuse(verified.reason, SIGNATURE_MESSAGES[verified.reason]);
+
+    const parsed = parseEvent(body);
+    if (!parsed.ok) return refuse(parsed.reason, parsed.message);
+
+    const { id, type } = parsed.event;
+    const result = await applyOnce(parsed.event);
+    return finish({ event_id: id, type, ...result });
+  }
+
+  const app = new Hono();
+  app.use(async (_c, next) => {
+    activeRequests++;
+    try {
+      await next();
+    } finally {
+      activeRequests--;
+      if (activeRequests === 0) for (const wake of idleWaiters) wake();
+    }
+  });
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.post(WEBHOOK_PATH, receive);
+  app.all(WEBHOOK_PATH, (c) => {
+    c.header('Allow', 'POST');
+    return c.json({ error: 'method_not_allowed', message: `Use POST on ${WEBHOOK_PATH}.` }, 405);
+  });
+  app.notFound((c) =>
+    c.json({ error: 'not_found', message: `Deliveries go to ${WEBHOOK_PATH}.` }, 404),
+  );
+  app.onError((error, c) => {
+    // Only the error's name: a message could quote configuration.
+    log({
+      at: new Date().toISOString(),
+      event_id: null,
+      type: null,
+      outcome: 'internal_error',
+      status: 500,
+      duration_ms: 0,
+      detail: error.name,
+    });
+    return c.json({ error: 'internal_error', message: 'The handler failed; retry later.' }, 500);
+  });
+
+  return {
+    app,
+    fetch: (request) => app.fetch(request),
+    waitForIdle(timeoutMs) {
+      if (activeRequests === 0) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (idle: boolean) => {
+          clearTimeout(timer);
+          idleWaiters.delete(wake);
+          resolve(idle);
+        };
+        const wake = () => done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        idleWaiters.add(wake);
+      });
+    },
+  };
+}
+
+const SIGNATURE_MESSAGES: Record<SignatureFailure, string> = {
+  missing_signature: `The ${SIGNATURE_HEADER} header is missing.`,
+  malformed_signature: `${SIGNATURE_HEADER} must be exactly 64 hex digits, sent once.`,
+  signature_mismatch: `${SIGNATURE_HEADER} does not match the body for any configured secret.`,
+};
+
+/**
+ * Reads the body once, as bytes, and gives up (null) as soon as it passes `maxBytes`,
+ * so an oversized body is never buffered whole.
+ */
+export async function readBodyWithin(
+  request: Request,
+  maxBytes: number,
+): Promise<Uint8Array | null> {
+  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes) return null;
+  if (!request.body) return new Uint8Array(0);
+
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime start
+// ---------------------------------------------------------------------------------------------
+
+interface RunningServer {
+  /** Stops accepting connections; in-flight requests are left to finish. */
+  stopAccepting(): void;
+  port: number;
+}
+
+type ServeOptions = { port: number; host: string; fetch: WebhookHandler['fetch'] };
+
+interface RuntimeGlobals {
+  Bun?: {
+    serve(options: { port: number; hostname: string; fetch: ServeOptions['fetch'] }): {
+      port: number;
+      stop(closeActiveConnections?: boolean): Promise<void>;
+    };
+  };
+  Deno?: {
+    serve(
+      options: { port: number; hostname: string; onListen?: () => void },
+      fetch: ServeOptions['fetch'],
+    ): { addr: { port: number }; shutdown(): Promise<void> };
+    addSignalListener(signal: 'SIGINT' | 'SIGTERM', listener: () => void): void;
+  };
+}
+
+const runtime = globalThis as typeof globalThis & RuntimeGlobals;
+
+function runtimeName(): 'bun' | 'deno' | 'node' {
+  if (runtime.Bun) return 'bun';
+  if (runtime.Deno) return 'deno';
+  return 'node';
+}
+
+async function serve({ port, host, fetch }: ServeOptions): Promise<RunningServer> {
+  if (runtime.Bun) {
+    const server = runtime.Bun.serve({ port, hostname: host, fetch });
+    return { port: server.port, stopAccepting: () => void server.stop() };
+  }
+  if (runtime.Deno) {
+    const server = runtime.Deno.serve({ port, hostname: host, onListen: () => {} }, fetch);
+    return { port: server.addr.port, stopAccepting: () => void server.shutdown() };
+  }
+  // Imported here only: Bun and Deno never load the Node adapter.
+  const { serve: serveNode } = await import('@hono/node-server');
+  return new Promise((resolve) => {
+    const server = serveNode({ fetch, port, hostname: host }, (info) =>
+      resolve({ port: info.port, stopAccepting: () => server.close() }),
+    );
+  });
+}
+
+function onShutdownSignal(listener: (signal: string) => void): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    if (runtime.Deno) runtime.Deno.addSignalListener(signal, () => listener(signal));
+    else process.on(signal, () => listener(signal));
+  }
+}
+
+async function loadDotEnvFile(env: Record<string, string | undefined>): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile('.env', 'utf8').catch(() => null);
+  if (text === null) return;
+  // Real environment variables win over the file, as with every other .env loader.
+  for (const [key, value] of Object.entries(parseDotEnv(text))) env[key] ??= value;
+}
+
+/** Reads the configuration, serves, and stops gracefully on SIGINT or SIGTERM. */
+export async function start(): Promise<void> {
+  await loadDotEnvFile(process.env);
+  let config: ServerConfig;
+  try {
+    config = readConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`handler: ${error.message}`);
+    process.exit(1);
+  }
+  const ledger = createMemoryLedger({
+    maxEntries: config.dedupeMaxEntries,
+    maxAgeSeconds: config.dedupeMaxAgeSeconds,
+  });
+  const handler = createWebhookHandler({
+    ...config,
+    ledger,
+    log: (line) => console.log(JSON.stringify(line)),
+  });
+  const server = await serve({ port: config.port, host: config.host, fetch: handler.fetch });
+
+  const where = `http://${config.host}:${server.port}${WEBHOOK_PATH}`;
+  console.log(`handler: listening on ${where} (${runtimeName()})`);
+  if (!config.slackWebhookUrl) {
+    console.log('handler: SLACK_WEBHOOK_URL is not set, so messages are logged, not sent.');
+  }
+
+  let stopping = false;
+  onShutdownSignal(async (signal) => {
+    if (stopping) return;
+    stopping = true;
+    server.stopAccepting();
+    const idle = await handler.waitForIdle(DEFAULT_SHUTDOWN_GRACE_MS);
+    await ledger.close();
+    console.log(`handler: ${signal}, stopped ${idle ? 'cleanly' : 'with deliveries cut off'}`);
+    process.exit(0);
+  });
+}
+
+function isEntryPoint(): boolean {
+  // Bun, Deno and Node 24+ say so directly; older Node is told by the script path.
+  const main = (import.meta as { main?: boolean }).main;
+  if (typeof main === 'boolean') return main;
+  const script = process.argv[1];
+  return script !== undefined && new URL(import.meta.url).pathname === script;
+}
+
+if (isEntryPoint()) await start();
