@@ -494,10 +494,17 @@ export interface MemoryLedgerOptions {
   now?: () => number;
 }
 
-/** An in-memory ledger bounded by count and age; the oldest entries are evicted first. */
-export function createMemoryLedger(options: MemoryLedgerOptions = {}): DeliveryLedger & {
+/** The in-memory ledger, with what the file ledger needs to replay and compact it. */
+export interface MemoryLedger extends DeliveryLedger {
   readonly size: number;
-} {
+  /** Puts back an id recorded at `atMs` (from a file), oldest first. */
+  restore(id: string, atMs: number): void;
+  /** The live ids with the time each was recorded, oldest first. */
+  entries(): [id: string, atMs: number][];
+}
+
+/** An in-memory ledger bounded by count and age; the oldest entries are evicted first. */
+export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLedger {
   const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
   const maxAgeMs = (options.maxAgeSeconds ?? DEFAULT_DEDUPE_MAX_AGE_SECONDS) * 1000;
   const now = options.now ?? Date.now;
@@ -512,6 +519,12 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): DeliveryL
     }
   }
 
+  function restore(id: string, atMs: number): void {
+    recordedAt.delete(id);
+    recordedAt.set(id, atMs);
+    evict();
+  }
+
   return {
     get size() {
       evict();
@@ -522,12 +535,98 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): DeliveryL
       return recordedAt.has(id);
     },
     async add(id) {
-      recordedAt.delete(id);
-      recordedAt.set(id, now());
+      restore(id, now());
+    },
+    restore,
+    entries() {
       evict();
+      return [...recordedAt];
     },
     async close() {},
   };
+}
+
+/** Where the file ledger keeps its records, and when it compacts them. */
+export interface FileLedgerOptions extends MemoryLedgerOptions {
+  path: string;
+}
+
+/**
+ * A ledger that survives a restart: an append-only file of `{"id","at"}` lines, replayed into
+ * memory at start and rewritten without expired or evicted ids whenever it doubles in size.
+ * It uses only `node:fs`, which Node, Bun and Deno all provide.
+ */
+export async function openFileLedger(options: FileLedgerOptions): Promise<MemoryLedger> {
+  const fs = await import('node:fs/promises');
+  const memory = createMemoryLedger(options);
+  const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
+  const now = options.now ?? Date.now;
+
+  const text = await fs.readFile(options.path, 'utf8').catch((error: { code?: string }) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+  for (const line of text.split('\n')) {
+    // A hard kill can leave the last line half written; its event is in doubt either way.
+    const record = parseLedgerLine(line);
+    if (record) memory.restore(record.id, record.at);
+  }
+
+  let file = await compact();
+  let linesInFile = memory.size;
+  // One queue for every write, so a compaction never interleaves with an append.
+  let writes: Promise<unknown> = Promise.resolve();
+
+  async function compact() {
+    const temporary = `${options.path}.tmp`;
+    const lines = memory.entries().map(([id, at]) => `${JSON.stringify({ id, at })}\n`);
+    await fs.writeFile(temporary, lines.join(''));
+    await fs.rename(temporary, options.path);
+    return fs.open(options.path, 'a');
+  }
+
+  function enqueue<T>(write: () => Promise<T>): Promise<T> {
+    const next = writes.then(write);
+    writes = next.catch(() => {});
+    return next;
+  }
+
+  return {
+    get size() {
+      return memory.size;
+    },
+    has: (id) => memory.has(id),
+    restore: memory.restore,
+    entries: memory.entries,
+    async add(id) {
+      const at = now();
+      memory.restore(id, at);
+      // The append completes before the 200 goes out: after that, even SIGKILL keeps it.
+      await enqueue(() => file.write(`${JSON.stringify({ id, at })}\n`));
+      if (++linesInFile > 2 * maxEntries) {
+        await enqueue(async () => {
+          await file.close();
+          file = await compact();
+          linesInFile = memory.size;
+        });
+      }
+    },
+    close: () =>
+      enqueue(async () => {
+        await file.sync();
+        await file.close();
+      }),
+  };
+}
+
+function parseLedgerLine(line: string): { id: string; at: number } | null {
+  try {
+    const record: unknown = JSON.parse(line);
+    if (isRecord(record) && typeof record.id === 'string' && typeof record.at === 'number') {
+      return { id: record.id, at: record.at };
+    }
+  } catch {}
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -856,10 +955,10 @@ export async function start(): Promise<void> {
     console.error(`handler: ${error.message}`);
     process.exit(1);
   }
-  const ledger = createMemoryLedger({
-    maxEntries: config.dedupeMaxEntries,
-    maxAgeSeconds: config.dedupeMaxAgeSeconds,
-  });
+  const limits = { maxEntries: config.dedupeMaxEntries, maxAgeSeconds: config.dedupeMaxAgeSeconds };
+  const ledger = config.dedupeFile
+    ? await openFileLedger({ path: config.dedupeFile, ...limits })
+    : createMemoryLedger(limits);
   const handler = createWebhookHandler({
     ...config,
     ledger,

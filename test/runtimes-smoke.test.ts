@@ -1,0 +1,79 @@
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installEvent, sign, TEST_SECRET } from './support/deliveries.ts';
+import { type HandlerProcess, RUNTIMES, startHandler } from './support/runtimes.ts';
+
+describe.each(RUNTIMES)('handler.ts on %s', (runtime) => {
+  let handler: HandlerProcess;
+
+  beforeAll(async () => {
+    handler = await startHandler(runtime, { PLATFORM_SIGNING_SECRET: TEST_SECRET });
+  });
+  afterAll(async () => {
+    await handler?.stop();
+  });
+
+  it('answers GET /healthz', async () => {
+    expect((await fetch(`${handler.origin}/healthz`)).status).toBe(200);
+  });
+
+  it('accepts a signed install in dry run and logs it as not sent', async () => {
+    const body = JSON.stringify(installEvent({ id: `evt_smoke_${runtime}` }));
+    const response = await fetch(`${handler.origin}/webhooks/platform`, {
+      method: 'POST',
+      headers: { 'x-platform-signature': sign(body) },
+      body,
+    });
+    expect(await response.json()).toEqual({ ok: true, outcome: 'not_sent' });
+    expect(handler.deliveries()).toContainEqual(
+      expect.objectContaining({ event_id: `evt_smoke_${runtime}`, outcome: 'not_sent' }),
+    );
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    expect(await handler.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe.each(RUNTIMES)('handler.ts start-up on %s', (runtime) => {
+  it('exits 1 with one line saying what to set when the secret is missing', async () => {
+    await expect(startHandler(runtime, {})).rejects.toThrow(
+      /exited with 1 before listening: handler: PLATFORM_SIGNING_SECRET is not set/,
+    );
+  });
+});
+
+describe.each(RUNTIMES)('handler.ts copied into another project, on %s', (runtime) => {
+  it('honours a .env file in the working directory', async () => {
+    const project = copiedProject(`PLATFORM_SIGNING_SECRET=from-dotenv\nPORT=0\n`);
+    const handler = await startHandler(runtime, {}, { cwd: project, inheritDotEnv: true });
+    try {
+      const body = JSON.stringify(installEvent());
+      const response = await fetch(`${handler.origin}/webhooks/platform`, {
+        method: 'POST',
+        headers: { 'x-platform-signature': sign(body, 'from-dotenv') },
+        body,
+      });
+      expect(response.status).toBe(200);
+    } finally {
+      await handler.stop();
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+});
+
+// Helpers
+
+/** A fresh folder holding only a copy of handler.ts, a .env, and the dependencies. */
+function copiedProject(dotEnv: string): string {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const project = mkdtempSync(join(tmpdir(), 'copied-handler-'));
+  copyFileSync(join(root, 'handler.ts'), join(project, 'handler.ts'));
+  copyFileSync(join(root, 'package.json'), join(project, 'package.json'));
+  symlinkSync(join(root, 'node_modules'), join(project, 'node_modules'));
+  writeFileSync(join(project, '.env'), dotEnv);
+  return project;
+}
