@@ -639,6 +639,7 @@ export const REFUSALS = {
   method_not_allowed: 405,
   unsupported_encoding: 415,
   body_too_large: 413,
+  body_unreadable: 400,
   missing_signature: 401,
   malformed_signature: 401,
   signature_mismatch: 401,
@@ -767,14 +768,16 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
       // The signature covers the bytes as sent; inflating unverified input invites a zip bomb.
       return refuse('unsupported_encoding', 'Send the body without Content-Encoding.');
     }
-    const body = await readBodyWithin(c.req.raw, maxBodyBytes);
-    if (body === null) {
+    const read = await readBodyWithin(c.req.raw, maxBodyBytes);
+    if (!read.ok && read.reason === 'body_too_large') {
       return refuse('body_too_large', `Body is larger than ${maxBodyBytes} bytes.`);
     }
-    const verified = await verifySignature(body, c.req.raw.headers.get(SIGNATURE_HEADER));
+    if (!read.ok) return refuse('body_unreadable', 'The body ended before it was complete.');
+
+    const verified = await verifySignature(read.body, c.req.raw.headers.get(SIGNATURE_HEADER));
     if (!verified.ok) return refuse(verified.reason, SIGNATURE_MESSAGES[verified.reason]);
 
-    const parsed = parseEvent(body);
+    const parsed = parseEvent(read.body);
     if (!parsed.ok) return refuse(parsed.reason, parsed.message);
 
     const { id, type } = parsed.event;
@@ -840,39 +843,45 @@ const SIGNATURE_MESSAGES: Record<SignatureFailure, string> = {
   signature_mismatch: `${SIGNATURE_HEADER} does not match the body for any configured secret.`,
 };
 
+export type BodyResult =
+  | { ok: true; body: Uint8Array }
+  | { ok: false; reason: 'body_too_large' | 'body_unreadable' };
+
 /**
- * Reads the body once, as bytes, and gives up (null) as soon as it passes `maxBytes`,
- * so an oversized body is never buffered whole.
+ * Reads the body once, as bytes, and gives up as soon as it passes `maxBytes`, so an
+ * oversized body is never buffered whole.
  */
-export async function readBodyWithin(
-  request: Request,
-  maxBytes: number,
-): Promise<Uint8Array | null> {
+export async function readBodyWithin(request: Request, maxBytes: number): Promise<BodyResult> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) return null;
-  if (!request.body) return new Uint8Array(0);
+  if (declared > maxBytes) return { ok: false, reason: 'body_too_large' };
+  if (!request.body) return { ok: true, body: new Uint8Array(0) };
 
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      return null;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        return { ok: false, reason: 'body_too_large' };
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch {
+    // The sender went away mid-body, or its chunked framing was broken.
+    return { ok: false, reason: 'body_unreadable' };
   }
-  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  if (chunks.length === 1 && chunks[0]) return { ok: true, body: chunks[0] };
   const body = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     body.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return body;
+  return { ok: true, body };
 }
 
 // ---------------------------------------------------------------------------------------------

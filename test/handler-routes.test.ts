@@ -351,3 +351,25 @@ function setup(overrides: Partial<HandlerOptions> = {}) {
   });
   return { handler, lines };
 }
+
+describe('a body that breaks off', () => {
+  it('answers 400 body_unreadable when the stream errors mid-body', async () => {
+    const { handler, lines } = setup();
+    const broken = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"id":'));
+        controller.error(new Error('socket hang up'));
+      },
+    });
+    const request = new Request('http://handler.test/webhooks/platform', {
+      method: 'POST',
+      headers: { 'x-platform-signature': 'a'.repeat(64) },
+      body: broken,
+      duplex: 'half',
+    } as RequestInit);
+    const response = await handler.fetch(request);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: 'body_unreadable' });
+    expect(lines[0]).toMatchObject({ outcome: 'body_unreadable' });
+  });
+});
