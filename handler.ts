@@ -23,6 +23,7 @@ const SLACK_ATTEMPTS_PER_REQUEST = 3;
 const DEFAULT_DEDUPE_MAX_ENTRIES = 100_000;
 const DEFAULT_DEDUPE_MAX_AGE_SECONDS = 7 * 24 * 60 * 60;
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+const FLUSH_GRACE_MS = 1_000;
 
 /** Everything the handler needs; `readConfig` builds it from the environment. */
 export interface HandlerOptions {
@@ -889,9 +890,11 @@ export async function readBodyWithin(request: Request, maxBytes: number): Promis
 // ---------------------------------------------------------------------------------------------
 
 interface RunningServer {
-  /** Stops accepting connections; in-flight requests are left to finish. */
-  stopAccepting(): void;
   port: number;
+  /** Stops accepting; resolves once the open connections have had their answers and ended. */
+  close(): Promise<void>;
+  /** Ends keep-alive connections that sit idle, so `close` can finish. */
+  closeIdle(): void;
 }
 
 type ServeOptions = { port: number; host: string; fetch: WebhookHandler['fetch'] };
@@ -923,17 +926,23 @@ function runtimeName(): 'bun' | 'deno' | 'node' {
 async function serve({ port, host, fetch }: ServeOptions): Promise<RunningServer> {
   if (runtime.Bun) {
     const server = runtime.Bun.serve({ port, hostname: host, fetch });
-    return { port: server.port, stopAccepting: () => void server.stop() };
+    return { port: server.port, close: () => server.stop(), closeIdle: () => {} };
   }
   if (runtime.Deno) {
     const server = runtime.Deno.serve({ port, hostname: host, onListen: () => {} }, fetch);
-    return { port: server.addr.port, stopAccepting: () => void server.shutdown() };
+    return { port: server.addr.port, close: () => server.shutdown(), closeIdle: () => {} };
   }
   // Imported here only: Bun and Deno never load the Node adapter.
   const { serve: serveNode } = await import('@hono/node-server');
   return new Promise((resolve) => {
     const server = serveNode({ fetch, port, hostname: host }, (info) =>
-      resolve({ port: info.port, stopAccepting: () => server.close() }),
+      resolve({
+        port: info.port,
+        close: () => new Promise((closed) => server.close(() => closed())),
+        closeIdle: () => {
+          if ('closeIdleConnections' in server) server.closeIdleConnections();
+        },
+      }),
     );
   });
 }
@@ -985,8 +994,11 @@ export async function start(): Promise<void> {
   onShutdownSignal(async (signal) => {
     if (stopping) return;
     stopping = true;
-    server.stopAccepting();
+    const closed = server.close();
     const idle = await handler.waitForIdle(DEFAULT_SHUTDOWN_GRACE_MS);
+    // The last answers are written after the handler returns them: let them reach the wire.
+    server.closeIdle();
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_GRACE_MS))]);
     await ledger.close();
     console.log(`handler: ${signal}, stopped ${idle ? 'cleanly' : 'with deliveries cut off'}`);
     process.exit(0);
