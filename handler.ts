@@ -648,6 +648,7 @@ export const REFUSALS = {
   invalid_event: 400,
   slack_rejected: 502,
   slack_unavailable: 503,
+  shutting_down: 503,
   internal_error: 500,
 } as const;
 
@@ -674,6 +675,8 @@ export interface WebhookHandler {
   fetch: (request: Request) => Response | Promise<Response>;
   /** Resolves when no delivery is in flight, or after `timeoutMs`; true when idle. */
   waitForIdle(timeoutMs: number): Promise<boolean>;
+  /** From now on, answer new deliveries 503 so the Platform retries them elsewhere or later. */
+  stopAccepting(): void;
 }
 
 interface EffectResult {
@@ -700,6 +703,7 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
   // Copies of one event that arrive together share the first copy's work instead of racing it.
   const inFlight = new Map<string, Promise<EffectResult>>();
   let activeRequests = 0;
+  let accepting = true;
   const idleWaiters = new Set<() => void>();
 
   async function applyEffect(event: PlatformEvent): Promise<EffectResult> {
@@ -764,6 +768,12 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
     const refuse = (code: RefusalCode, detail: string) =>
       finish({ event_id: null, type: null, outcome: code, status: REFUSALS[code], detail });
 
+    if (!accepting) {
+      // A keep-alive connection can still bring a request after the server stopped listening.
+      c.header('Connection', 'close');
+      return refuse('shutting_down', 'The handler is restarting; retry shortly.');
+    }
+
     const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
       // The signature covers the bytes as sent; inflating unverified input invites a zip bomb.
@@ -822,6 +832,9 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
   return {
     app,
     fetch: (request) => app.fetch(request),
+    stopAccepting() {
+      accepting = false;
+    },
     waitForIdle(timeoutMs) {
       if (activeRequests === 0) return Promise.resolve(true);
       return new Promise((resolve) => {
@@ -994,6 +1007,7 @@ export async function start(): Promise<void> {
   onShutdownSignal(async (signal) => {
     if (stopping) return;
     stopping = true;
+    handler.stopAccepting();
     const closed = server.close();
     const idle = await handler.waitForIdle(DEFAULT_SHUTDOWN_GRACE_MS);
     // The last answers are written after the handler returns them: let them reach the wire.

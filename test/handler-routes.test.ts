@@ -373,3 +373,21 @@ describe('a body that breaks off', () => {
     expect(lines[0]).toMatchObject({ outcome: 'body_unreadable' });
   });
 });
+
+describe('shutting down', () => {
+  it('answers 503 shutting_down to a delivery that arrives after stopAccepting', async () => {
+    const { handler } = setup();
+    handler.stopAccepting();
+    const response = await handler.fetch(delivery(installEvent()));
+    expect(response.status).toBe(503);
+    expect(response.headers.get('connection')).toBe('close');
+    expect(await response.json()).toMatchObject({ error: 'shutting_down' });
+    expect(slackPosts).toEqual([]);
+  });
+
+  it('still answers /healthz while draining', async () => {
+    const { handler } = setup();
+    handler.stopAccepting();
+    expect((await handler.fetch(new Request('http://handler.test/healthz'))).status).toBe(200);
+  });
+});
