@@ -7,6 +7,8 @@ export type SinkMessage = {
   text: string;
   body: Record<string, unknown>;
   received_at: string;
+  /** When the answer went out: a crash between the two leaves the poster unsure. */
+  answered_at: string;
 };
 
 /** A post the sink refused, by script or because the payload was invalid. */
@@ -32,6 +34,8 @@ export type SinkFailure = {
 /** Options for {@link createSlackSink}; `sleep` is injectable so delay tests need no real time. */
 export type SlackSinkOptions = {
   onMessage?: (message: SinkMessage) => void;
+  /** Consulted for each post no scripted failure claims: random faults for a chaos run. */
+  faults?: () => SinkFailure | null;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 };
@@ -101,9 +105,16 @@ export function createSlackSink(options: SlackSinkOptions = {}): SlackSink {
     const path = c.req.path;
     const received_at = new Date(now()).toISOString();
     const raw = await c.req.text();
-    const failure = takeFailure();
+    const random = options.faults?.();
+    const failure = takeFailure() ?? (random ? resolveFailure(random) : undefined);
 
     if (failure && failure.delayMs > 0) await sleep(failure.delayMs);
+    if (c.req.raw.signal.aborted) {
+      // The poster gave up waiting. This sink then drops the post, as a Slack that failed
+      // would; a real Slack might still post it (see the README's delivery guarantees).
+      rejected.push({ path, status: 499, body: raw, received_at });
+      return c.text('client_gone', 503);
+    }
 
     if (failure && failure.status !== null) {
       rejected.push({ path, status: failure.status, body: raw, received_at });
@@ -121,7 +132,8 @@ export function createSlackSink(options: SlackSinkOptions = {}): SlackSink {
       return c.text('invalid_payload', 400);
     }
 
-    const message = { path, text: body.text, body, received_at };
+    const answered_at = new Date(now()).toISOString();
+    const message = { path, text: body.text, body, received_at, answered_at };
     messages.push(message);
     options.onMessage?.(message);
     return c.text('ok');

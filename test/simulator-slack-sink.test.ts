@@ -18,6 +18,7 @@ describe('createSlackSink', () => {
         text: 'ada@example.com just installed',
         body: { text: 'ada@example.com just installed', mrkdwn: true },
         received_at: expect.any(String),
+        answered_at: expect.any(String),
       },
     ]);
   });
@@ -214,3 +215,36 @@ function jsonRequest(url: string, body: unknown): Request {
     body: JSON.stringify(body),
   });
 }
+
+describe('createSlackSink faults', () => {
+  it('asks the faults hook about each post no scripted failure claims', async () => {
+    const answers = [{ status: 500 }, null];
+    const sink = createSlackSink({ faults: () => answers.shift() ?? null });
+    const post = () =>
+      sink.fetch(
+        new Request('http://sink.test/services/x', {
+          method: 'POST',
+          body: JSON.stringify({ text: 'hi' }),
+        }),
+      );
+    expect([(await post()).status, (await post()).status]).toEqual([500, 200]);
+    expect(sink.messages.map((m) => m.text)).toEqual(['hi']);
+  });
+
+  it('drops a delayed post whose poster gave up, instead of recording it', async () => {
+    const sink = createSlackSink({ sleep: async () => {} });
+    sink.fail({ delayMs: 10 });
+    const controller = new AbortController();
+    controller.abort();
+    const response = await sink.fetch(
+      new Request('http://sink.test/services/x', {
+        method: 'POST',
+        body: JSON.stringify({ text: 'late' }),
+        signal: controller.signal,
+      }),
+    );
+    expect(response.status).toBe(503);
+    expect(sink.messages).toEqual([]);
+    expect(sink.rejected).toEqual([expect.objectContaining({ status: 499 })]);
+  });
+});
