@@ -552,6 +552,9 @@ export interface FileLedgerOptions extends MemoryLedgerOptions {
   path: string;
 }
 
+// LIMITATION: one process per file, and each append reaches the OS but is fsynced only at
+// shutdown: a SIGKILL keeps every record, a power cut may lose the last ones. Several
+// instances need a shared store with set-if-absent (README, "The dedupe ledger").
 /**
  * A ledger that survives a restart: an append-only file of `{"id","at"}` lines, replayed into
  * memory at start and rewritten without expired or evicted ids whenever it doubles in size.
@@ -707,6 +710,8 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
   const idleWaiters = new Set<() => void>();
 
   async function applyEffect(event: PlatformEvent): Promise<EffectResult> {
+    // LIMITATION: the scheme signs no timestamp, so this ledger is the only replay defence,
+    // and it remembers an id for DEDUPE_MAX_AGE_SECONDS at most.
     if (await ledger.has(event.id)) return { outcome: 'duplicate', status: 200 };
     if (!isEventType(event.type)) return { outcome: 'ignored', status: 200 };
 
@@ -715,6 +720,8 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
     if (!options.slackWebhookUrl)
       return remember(event, { outcome: 'not_sent', status: 200, text });
 
+    // LIMITATION: Slack's incoming webhooks take no idempotency key, so a hard kill between
+    // Slack's answer and `remember` leaves the event in doubt: its retry posts again.
     const result = await postToSlack(options.slackWebhookUrl, text, slack);
     if (result.ok) return remember(event, { outcome: 'posted', status: 200 });
     if (result.retryable) {
