@@ -81,7 +81,7 @@ export function readConfig(env: Env): ServerConfig {
   return {
     signingSecrets: previous ? [current, previous] : [current],
     slackWebhookUrl,
-    port: readInteger(env, 'PORT', DEFAULT_PORT, 0),
+    port: readInteger(env, 'PORT', DEFAULT_PORT, 0, 65_535),
     host: env.HOST?.trim() || DEFAULT_HOST,
     maxBodyBytes: readInteger(env, 'MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1),
     slackTimeoutMs: readInteger(env, 'SLACK_TIMEOUT_MS', DEFAULT_SLACK_TIMEOUT_MS, 1),
@@ -97,12 +97,19 @@ export function readConfig(env: Env): ServerConfig {
   };
 }
 
-function readInteger(env: Env, name: string, fallback: number, min: number): number {
+function readInteger(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
-    throw new ConfigError('invalid_number', `${name} must be an integer >= ${min}, got "${raw}".`);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError('invalid_number', `${name} must be an integer ${range}, got "${raw}".`);
   }
   return value;
 }
@@ -562,6 +569,8 @@ export interface FileLedgerOptions extends MemoryLedgerOptions {
  */
 export async function openFileLedger(options: FileLedgerOptions): Promise<MemoryLedger> {
   const fs = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  await fs.mkdir(dirname(options.path), { recursive: true });
   const memory = createMemoryLedger(options);
   const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
   const now = options.now ?? Date.now;
@@ -691,6 +700,7 @@ interface EffectResult {
 }
 
 const WEBHOOK_PATH = '/webhooks/platform';
+const JOINED: EffectResult = { outcome: 'duplicate', status: 200, detail: 'joined_in_flight' };
 
 /** Builds the Hono app: `POST /webhooks/platform` and `GET /healthz`. */
 export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
@@ -748,7 +758,8 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
 
   function applyOnce(event: PlatformEvent): Promise<EffectResult> {
     const running = inFlight.get(event.id);
-    if (running) return running.then((result) => ({ ...result, detail: 'joined_in_flight' }));
+    // A copy that joins is a duplicate of the first: only the first logs "posted".
+    if (running) return running.then((result) => (result.status < 300 ? JOINED : result));
     const effect = applyEffect(event).finally(() => inFlight.delete(event.id));
     inFlight.set(event.id, effect);
     return effect;
@@ -954,7 +965,7 @@ async function serve({ port, host, fetch }: ServeOptions): Promise<RunningServer
   }
   // Imported here only: Bun and Deno never load the Node adapter.
   const { serve: serveNode } = await import('@hono/node-server');
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const server = serveNode({ fetch, port, hostname: host }, (info) =>
       resolve({
         port: info.port,
@@ -964,6 +975,7 @@ async function serve({ port, host, fetch }: ServeOptions): Promise<RunningServer
         },
       }),
     );
+    server.once('error', reject);
   });
 }
 
@@ -1002,7 +1014,14 @@ export async function start(): Promise<void> {
     ledger,
     log: (line) => console.log(JSON.stringify(line)),
   });
-  const server = await serve({ port: config.port, host: config.host, fetch: handler.fetch });
+  let server: RunningServer;
+  try {
+    server = await serve({ port: config.port, host: config.host, fetch: handler.fetch });
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).name;
+    console.error(`handler: cannot listen on ${config.host}:${config.port} (${code}).`);
+    process.exit(1);
+  }
 
   const where = `http://${config.host}:${server.port}${WEBHOOK_PATH}`;
   console.log(`handler: listening on ${where} (${runtimeName()})`);
@@ -1030,8 +1049,10 @@ function isEntryPoint(): boolean {
   // Bun, Deno and Node 24+ say so directly; older Node is told by the script path.
   const main = (import.meta as { main?: boolean }).main;
   if (typeof main === 'boolean') return main;
-  const script = process.argv[1];
-  return script !== undefined && new URL(import.meta.url).pathname === script;
+  const script = process.argv[1]?.replace(/\\/g, '/');
+  // The URL spells a space as %20 and a Windows drive as /C:/.
+  const self = decodeURIComponent(new URL(import.meta.url).pathname);
+  return script !== undefined && (self === script || self === `/${script}`);
 }
 
 if (isEntryPoint()) await start();

@@ -27,6 +27,12 @@ describe('readConfig', () => {
     expect(config.signingSecrets).toEqual(['new', 'old']);
   });
 
+  it('refuses a PORT past 65535 at start instead of failing to listen', () => {
+    expect(() => readConfig({ PLATFORM_SIGNING_SECRET: 's', PORT: '70000' })).toThrow(
+      /PORT must be an integer from 0 to 65535/,
+    );
+  });
+
   it.each(['abc', '-1', '1.5', '1e3'])('refuses MAX_BODY_BYTES=%s', (value) => {
     expect(() => readConfig({ PLATFORM_SIGNING_SECRET: 's', MAX_BODY_BYTES: value })).toThrow(
       expect.objectContaining({ code: 'invalid_number' }),

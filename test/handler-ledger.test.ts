@@ -71,6 +71,14 @@ describe('openFileLedger', () => {
     await second.close();
   });
 
+  it('creates the folder of a DEDUPE_FILE that does not exist yet', async () => {
+    const path = join(tempFile(), '..', 'new', 'deeper', 'dedupe.jsonl');
+    const ledger = await openFileLedger({ path });
+    await ledger.add('evt_1');
+    await ledger.close();
+    expect(readFileSync(path, 'utf8')).toContain('evt_1');
+  });
+
   it('keeps what was appended even when never closed, as after SIGKILL', async () => {
     const path = tempFile();
     const killed = await openFileLedger({ path });

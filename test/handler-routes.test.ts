@@ -284,13 +284,18 @@ describe('redeliveries', () => {
         return HttpResponse.text('ok');
       }),
     );
-    const { handler } = setup();
+    const { handler, lines } = setup();
     const answers = await Promise.all([
       handler.fetch(delivery(installEvent())),
       handler.fetch(delivery(installEvent())),
     ]);
     expect(answers.map((r) => r.status)).toEqual([200, 200]);
     expect(slackPosts).toHaveLength(1);
+    // Regression: the joining copy was logged "posted" too, so logs over-counted messages.
+    expect(lines.map((line) => [line.outcome, line.detail])).toEqual([
+      ['posted', undefined],
+      ['duplicate', 'joined_in_flight'],
+    ]);
   });
 
   it('lets no forged copy join a genuine one in flight', async () => {

@@ -39,6 +39,35 @@ describe.each(RUNTIMES)('handler.ts on %s', (runtime) => {
 });
 
 describe.each(RUNTIMES)('handler.ts start-up on %s', (runtime) => {
+  it('exits 1 with one line when its port is taken', async () => {
+    const first = await startHandler(runtime, { PLATFORM_SIGNING_SECRET: TEST_SECRET });
+    try {
+      const port = new URL(first.origin).port;
+      await expect(
+        startHandler(runtime, { PLATFORM_SIGNING_SECRET: TEST_SECRET, PORT: port }),
+      ).rejects.toThrow(
+        `exited with 1 before listening: handler: cannot listen on 127.0.0.1:${port} (EADDRINUSE).`,
+      );
+    } finally {
+      await first.stop();
+    }
+  });
+
+  it('starts from a folder whose path has a space in it', async () => {
+    const project = copiedProject('', 'with space ');
+    const handler = await startHandler(
+      runtime,
+      { PLATFORM_SIGNING_SECRET: TEST_SECRET },
+      { cwd: project },
+    );
+    try {
+      expect((await fetch(`${handler.origin}/healthz`)).status).toBe(200);
+    } finally {
+      await handler.stop();
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+
   it('exits 1 with one line saying what to set when the secret is missing', async () => {
     await expect(startHandler(runtime, {})).rejects.toThrow(
       /exited with 1 before listening: handler: PLATFORM_SIGNING_SECRET is not set/,
@@ -68,9 +97,9 @@ describe.each(RUNTIMES)('handler.ts copied into another project, on %s', (runtim
 // Helpers
 
 /** A fresh folder holding only a copy of handler.ts, a .env, and the dependencies. */
-function copiedProject(dotEnv: string): string {
+function copiedProject(dotEnv: string, prefix = 'copied-handler-'): string {
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const project = mkdtempSync(join(tmpdir(), 'copied-handler-'));
+  const project = mkdtempSync(join(tmpdir(), prefix));
   copyFileSync(join(root, 'handler.ts'), join(project, 'handler.ts'));
   copyFileSync(join(root, 'package.json'), join(project, 'package.json'));
   symlinkSync(join(root, 'node_modules'), join(project, 'node_modules'));
