@@ -22,10 +22,13 @@ import { createSlackSink, type SinkMessage } from './slack-sink.ts';
 const CHAOS_SLACK_TIMEOUT_MS = 250;
 
 /**
- * A SIGKILL this close to a Slack post can land between Slack's answer and the handler's
- * record of it: the only window in which a duplicate is explained rather than a bug.
+ * How long before a SIGKILL a Slack post may have been answered and yet not recorded: its
+ * answer can still be on its way back when the kill lands.
  */
 const HARD_KILL_WINDOW_MS = 100;
+
+/** A SIGKILL, and when the next handler was listening again. */
+export type HardKill = { killedAtMs: number; restartedAtMs: number };
 
 export const DEFAULT_CHAOS_OPTIONS = {
   events: 1000,
@@ -92,10 +95,14 @@ export type ChaosReport = {
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const settings = { ...DEFAULT_CHAOS_OPTIONS, ...options };
+  // Separate streams: the plan (copies, order, restarts) is drawn up front and replays
+  // exactly; which attempt meets which fault depends on timing.
   const random = createRandom(settings.seed);
+  const sinkRandom = createRandom(settings.seed + 1);
+  const fetchRandom = createRandom(settings.seed + 2);
   const secret = `chaos-${settings.seed}`;
   const folder = mkdtempSync(join(tmpdir(), 'chaos-'));
-  const sink = createSlackSink({ faults: () => pickSlackFault(settings.slack, random) });
+  const sink = createSlackSink({ faults: () => pickSlackFault(settings.slack, sinkRandom) });
   const sinkServer = await listenLocal(sink.fetch, 0);
   const startedMs = Date.now();
   const env = {
@@ -115,36 +122,37 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       random,
     );
 
-    const kills: number[] = [];
+    const kills: HardKill[] = [];
     const restarts = { graceful: 0, hard: 0 };
     // Restarts at random points of progress, so each run has them however fast it goes.
-    const thresholds = Array.from({ length: settings.restarts }, () =>
-      Math.floor((0.05 + 0.9 * random()) * copies.length),
-    ).sort((a, b) => a - b);
+    const plan = Array.from({ length: settings.restarts }, () => ({
+      after: Math.floor((0.05 + 0.9 * random()) * copies.length),
+      signal: random() < 0.5 ? ('SIGTERM' as const) : ('SIGKILL' as const),
+    })).sort((a, b) => a.after - b.after);
     let finished = 0;
     let restarting: Promise<void> = Promise.resolve();
 
-    const restart = async () => {
-      const signal = random() < 0.5 ? 'SIGTERM' : 'SIGKILL';
-      if (signal === 'SIGKILL') kills.push(Date.now());
+    const restart = async (signal: 'SIGTERM' | 'SIGKILL') => {
+      const killedAtMs = Date.now();
       await handler?.stop(signal);
       restarts[signal === 'SIGKILL' ? 'hard' : 'graceful']++;
       settings.onProgress?.(`chaos: ${signal} after ${finished}/${copies.length}, restarting`);
       handler = await startHandler(settings.runtime, { ...env, PORT: port });
+      if (signal === 'SIGKILL') kills.push({ killedAtMs, restartedAtMs: Date.now() });
     };
 
     const { results } = await runBatch(copies, {
       url: `${handler.origin}/webhooks/platform`,
       sign: createSigner(secret),
-      fetch: createFaultyFetch(settings.delivery, random),
+      fetch: createFaultyFetch(settings.delivery, fetchRandom),
       backoff: { scale: settings.delayScale },
       concurrency: settings.concurrency,
       timeoutMs: 5_000,
       onResult: () => {
         finished++;
-        while (thresholds.length > 0 && (thresholds[0] ?? 0) <= finished) {
-          thresholds.shift();
-          restarting = restarting.then(restart);
+        while (plan.length > 0 && (plan[0]?.after ?? 0) <= finished) {
+          const { signal } = plan.shift() ?? { signal: 'SIGTERM' as const };
+          restarting = restarting.then(() => restart(signal));
         }
       },
     });
@@ -189,7 +197,7 @@ export function reconcile(
   events: readonly PlatformEvent[],
   results: readonly DeliveryResult[],
   messages: readonly SinkMessage[],
-  killTimesMs: readonly number[],
+  kills: readonly HardKill[],
 ): Reconciliation {
   const delivered = new Set(results.filter((r) => r.delivered).map((r) => r.event.id));
   const idByEmail = new Map(events.map((event) => [buyerEmail(event), event.id]));
@@ -207,7 +215,7 @@ export function reconcile(
     const finding = { id: event.id, messages: posted.length, dead_lettered };
     if (posted.length === 0 && !dead_lettered) findings.push({ ...finding, kind: 'lost' });
     if (posted.length > 1) {
-      const inDoubt = isInHardKillWindow(posted[0] as SinkMessage, killTimesMs);
+      const inDoubt = isInHardKillWindow(posted[0] as SinkMessage, kills);
       findings.push({ ...finding, kind: inDoubt ? 'in_doubt' : 'duplicated' });
     }
   }
@@ -226,11 +234,18 @@ export function reconcile(
   };
 }
 
-function isInHardKillWindow(first: SinkMessage, killTimesMs: readonly number[]): boolean {
-  // The kill is timed as it is sent, and lands a little later, so the window opens early too.
-  const from = Date.parse(first.received_at) - HARD_KILL_WINDOW_MS;
-  const to = Date.parse(first.answered_at) + HARD_KILL_WINDOW_MS;
-  return killTimesMs.some((at) => at >= from && at <= to);
+/**
+ * True when the first post reached the sink while a killed handler may still have had it
+ * unrecorded: shortly before the kill, or after it and before the next handler listened. The
+ * sink shares this process, so under load it may take a post in well after it was sent; only
+ * a handler that was already dead can have sent one taken in after the kill.
+ */
+function isInHardKillWindow(first: SinkMessage, kills: readonly HardKill[]): boolean {
+  const receivedMs = Date.parse(first.received_at);
+  return kills.some(
+    (kill) =>
+      receivedMs >= kill.killedAtMs - HARD_KILL_WINDOW_MS && receivedMs <= kill.restartedAtMs,
+  );
 }
 
 function buyerEmail(event: PlatformEvent): string {

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MAX_ATTEMPTS } from './backoff.ts';
@@ -136,6 +136,8 @@ async function simulate(flags: Flags, io: CliIo): Promise<number> {
     timeoutMs: flags.timeoutMs,
   };
 
+  // A newcomer's two usual mistakes, said once each instead of seven times per event.
+  const hinted = new Set<string>();
   const { results, summary } = await runBatch(events, {
     ...common,
     concurrency: flags.concurrency,
@@ -144,6 +146,11 @@ async function simulate(flags: Flags, io: CliIo): Promise<number> {
     random: io.random,
     onAttempt: (report) => {
       io.stderr(formatAttemptLine(report, { colour: colour.stderr }));
+      const hint = hintFor(report.attempt, String(flags.url));
+      if (hint && !hinted.has(hint)) {
+        hinted.add(hint);
+        io.stderr(`simulate: ${hint}`);
+      }
     },
     onResult: async (result) => {
       if (result.delivered) return;
@@ -232,7 +239,8 @@ function parseArgv(argv: readonly string[]) {
   } catch (error) {
     // node:util reports unknown and malformed flags as TypeErrors with an ERR_PARSE_ARGS code.
     const message = error instanceof Error ? error.message : String(error);
-    throw usage(`${message} Run with --help to see the options.`);
+    const sentence = message.endsWith('.') ? message : `${message}.`;
+    throw usage(`${sentence} Run with --help to see the options.`);
   }
 }
 
@@ -304,6 +312,16 @@ function parseScale(value: string): number {
   return number;
 }
 
+function hintFor(attempt: { status: number | null; error: string | null }, url: string) {
+  if (attempt.error?.includes('ECONNREFUSED')) {
+    return `nothing listens at ${url}: is the handler running (npm start)?`;
+  }
+  if (attempt.status === 401) {
+    return 'the handler refused the signature: --secret must equal its PLATFORM_SIGNING_SECRET.';
+  }
+  return null;
+}
+
 function usage(message: string): SimulatorError {
   return new SimulatorError('invalid_option', message);
 }
@@ -320,6 +338,9 @@ function isEntry(): boolean {
 }
 
 if (isEntry()) {
+  // The same .env the handler reads, so both sides share one secret and port; variables
+  // already set win, as in the handler.
+  if (existsSync('.env')) process.loadEnvFile('.env');
   const io: CliIo = {
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),

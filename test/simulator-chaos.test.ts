@@ -53,14 +53,26 @@ describe('reconcile', () => {
 
   it('counts two messages with no kill near the first as duplicated', () => {
     const messages = [message('evt_a', 1_000), message('evt_a', 5_000)];
-    const report = reconcile(events.slice(0, 1), results(['evt_a']), messages, [3_000]);
+    const kills = [{ killedAtMs: 3_000, restartedAtMs: 3_400 }];
+    const report = reconcile(events.slice(0, 1), results(['evt_a']), messages, kills);
     expect(report).toMatchObject({ duplicated: 1, in_doubt: 0, verdict: 'fail' });
   });
 
-  it('counts two messages as in doubt when a SIGKILL landed around the first post', () => {
-    const messages = [message('evt_a', 1_000), message('evt_a', 5_000)];
-    const report = reconcile(events.slice(0, 1), results(['evt_a']), messages, [1_050]);
+  it.each([
+    ['just before the kill', 950],
+    ['after the kill, before the next handler listened', 1_300],
+  ])('counts two messages as in doubt when the first reached Slack %s', (_when, ms) => {
+    const messages = [message('evt_a', ms), message('evt_a', 5_000)];
+    const kills = [{ killedAtMs: 1_000, restartedAtMs: 1_400 }];
+    const report = reconcile(events.slice(0, 1), results(['evt_a']), messages, kills);
     expect(report).toMatchObject({ duplicated: 0, in_doubt: 1, verdict: 'pass' });
+  });
+
+  it('does not excuse a first post taken in after the next handler listened', () => {
+    const messages = [message('evt_a', 1_500), message('evt_a', 5_000)];
+    const kills = [{ killedAtMs: 1_000, restartedAtMs: 1_400 }];
+    const report = reconcile(events.slice(0, 1), results(['evt_a']), messages, kills);
+    expect(report).toMatchObject({ duplicated: 1, verdict: 'fail' });
   });
 
   // Helpers local to these examples.

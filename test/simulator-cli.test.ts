@@ -178,9 +178,19 @@ describe('simulate', () => {
     expect(run.stderr.map((line) => line.replace(/^\S+ \S+ \S+ /, ''))).toEqual([
       'attempt 1/7 -> 503 in 0ms, retry in 500ms',
       'attempt 2/7 -> error: fetch failed (ECONNREFUSED) in 0ms, retry in 1.0s',
+      'at http://127.0.0.1:3000/webhooks/platform: is the handler running (npm start)?',
       'attempt 3/7 -> 200 in 0ms, delivered',
     ]);
     expect(run.stdout[0]).toBe('1 sent, 1 delivered, 1 retried, 0 dead-lettered');
+  });
+
+  it('says once, not per attempt, that the signature was refused', async () => {
+    const run = await simulate(['-n', '2'], { script: answerInTurn(401, 401, 200, 200) });
+    const hints = run.stderr.filter((line) => line.startsWith('simulate: the handler refused'));
+    expect(hints).toEqual([
+      'simulate: the handler refused the signature: --secret must equal its ' +
+        'PLATFORM_SIGNING_SECRET.',
+    ]);
   });
 
   it('scales retry delays with --delay-scale', async () => {
