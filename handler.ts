@@ -356,9 +356,13 @@ export const TRUNCATION_MARKER = '…';
  * https://api.slack.com/reference/surfaces/formatting#escaping
  */
 export function escapeSlackText(text: string, maxChars = SLACK_FIELD_MAX_CHARS): string {
-  let chars = Array.from(text.replace(UNSAFE_CHARACTERS, visibleForm));
-  if (chars.length > maxChars) chars = [...chars.slice(0, maxChars - 1), TRUNCATION_MARKER];
-  return chars.join('').replace(/[&<>]/g, (char) => SLACK_ENTITIES[char] ?? char);
+  let safe = text.replace(UNSAFE_CHARACTERS, visibleForm);
+  // Code points never outnumber UTF-16 units, so only a long string needs counting.
+  if (safe.length > maxChars) {
+    const chars = Array.from(safe);
+    if (chars.length > maxChars) safe = chars.slice(0, maxChars - 1).join('') + TRUNCATION_MARKER;
+  }
+  return safe.replace(/[&<>]/g, (char) => SLACK_ENTITIES[char] ?? char);
 }
 
 const SLACK_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
