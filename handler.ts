@@ -893,30 +893,39 @@ export async function readBodyWithin(request: Request, maxBytes: number): Promis
   if (!request.body) return { ok: true, body: new Uint8Array(0) };
 
   const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  let first: Uint8Array | undefined;
+  let copy: Uint8Array | undefined;
+  let length = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
+      if (length + value.byteLength > maxBytes) {
         await reader.cancel().catch(() => {});
         return { ok: false, reason: 'body_too_large' };
       }
-      chunks.push(value);
+      if (!first) {
+        first = value;
+        length = value.byteLength;
+        continue;
+      }
+      // From the second chunk on, copy into one buffer of our own as the bytes arrive: a
+      // runtime may hand each chunk over as a view on a far larger buffer (Deno: 64 KiB), so
+      // keeping the chunks would let 1-byte chunks pin gigabytes.
+      if (!copy || copy.byteLength < length + value.byteLength) {
+        const size = Math.min(maxBytes, Math.max(2 * (length + value.byteLength), 16 * 1024));
+        const grown = new Uint8Array(size);
+        grown.set(copy ? copy.subarray(0, length) : first);
+        copy = grown;
+      }
+      copy.set(value, length);
+      length += value.byteLength;
     }
   } catch {
     // The sender went away mid-body, or its chunked framing was broken.
     return { ok: false, reason: 'body_unreadable' };
   }
-  if (chunks.length === 1 && chunks[0]) return { ok: true, body: chunks[0] };
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const body = copy ? copy.subarray(0, length) : (first ?? new Uint8Array(0));
   return { ok: true, body };
 }
 

@@ -396,3 +396,43 @@ describe('shutting down', () => {
     expect((await handler.fetch(new Request('http://handler.test/healthz'))).status).toBe(200);
   });
 });
+
+describe('readBodyWithin', () => {
+  it('reassembles a body that arrives one byte at a time, byte for byte', async () => {
+    const text = JSON.stringify(installEvent({ id: 'evt_trickled' }));
+    const bytes = new TextEncoder().encode(text);
+    let at = 0;
+    const trickle = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at < bytes.length) controller.enqueue(bytes.slice(at, ++at));
+        else controller.close();
+      },
+    });
+    const request = new Request('http://handler.test/webhooks/platform', {
+      method: 'POST',
+      headers: { 'x-platform-signature': sign(text) },
+      body: trickle,
+      duplex: 'half',
+    } as RequestInit);
+    const { handler } = setup();
+    expect(await (await handler.fetch(request)).json()).toEqual({ ok: true, outcome: 'posted' });
+  });
+
+  it('refuses the byte that takes a trickled body past the limit', async () => {
+    const { readBodyWithin } = await import('../handler.ts');
+    const chunks = [new Uint8Array(600), new Uint8Array(424), new Uint8Array(1)];
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+      },
+    });
+    const request = new Request('http://x/', {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(await readBodyWithin(request, 1024)).toEqual({ ok: false, reason: 'body_too_large' });
+  });
+});
