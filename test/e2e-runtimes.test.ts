@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type CliIo, main } from '../simulator/cli.ts';
 import { EVENT_TYPES } from '../simulator/events.ts';
 import { type HandlerProcess, RUNTIMES, startHandler } from '../simulator/handler-process.ts';
@@ -79,10 +79,11 @@ describe.each(RUNTIMES)('simulator -> handler.ts on %s -> Slack sink', (runtime)
     expect(texts).toContain('Payout po_3Fh8 of $482.50 was paid');
   });
 
-  it('refuses the tampered copy with 401 and posts nothing for it', () => {
+  it('refuses the tampered copy with 401 and posts nothing for it', async () => {
     expect(run.report.tampered).toEqual([expect.objectContaining({ status: 401, rejected: true })]);
-    const refusal = handler.deliveries().find((line) => line.outcome === 'signature_mismatch');
-    expect(refusal).toMatchObject({ status: 401 });
+    // The log line travels through a pipe and can arrive after the answer.
+    const refusal = () => handler.deliveries().find((l) => l.outcome === 'signature_mismatch');
+    await vi.waitFor(() => expect(refusal()).toMatchObject({ status: 401 }), { timeout: 5_000 });
   });
 
   it('leaves nothing in the dead-letter file', () => {

@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { installEvent, sign, TEST_SECRET } from './support/deliveries.ts';
 import { type HandlerProcess, RUNTIMES, startHandler } from './support/runtimes.ts';
 
@@ -28,6 +28,8 @@ describe.each(RUNTIMES)('handler.ts on %s', (runtime) => {
       body,
     });
     expect(await response.json()).toEqual({ ok: true, outcome: 'not_sent' });
+    // The log line travels through a pipe and can arrive after the answer.
+    await vi.waitFor(() => expect(handler.deliveries()).toHaveLength(1), { timeout: 5_000 });
     expect(handler.deliveries()).toContainEqual(
       expect.objectContaining({ event_id: `evt_smoke_${runtime}`, outcome: 'not_sent' }),
     );
