@@ -892,6 +892,8 @@ export async function readBodyWithin(request: Request, maxBytes: number): Promis
   if (declared > maxBytes) return { ok: false, reason: 'body_too_large' };
   if (!request.body) return { ok: true, body: new Uint8Array(0) };
 
+  // LIMITATION: no deadline of its own for a sender that stalls mid-body; the runtime's
+  // timeouts apply (Node 300 s, Bun 10 s idle, Deno none), so put a proxy in front if needed.
   const reader = request.body.getReader();
   let first: Uint8Array | undefined;
   let copy: Uint8Array | undefined;

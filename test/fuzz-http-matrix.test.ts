@@ -1,6 +1,6 @@
 /**
  * The behaviour matrix: a fixed list of named input classes sent over real HTTP to handler.ts
- * on each runtime, their answers compared across runtimes and kept in behaviour-matrix.md.
+ * on each runtime, their answers compared across runtimes and kept in README.md.
  * After a deliberate change: UPDATE_MATRIX=1 npx vitest run test/fuzz-http-matrix
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,9 @@ import {
 import { WEBHOOK_PATH } from './support/fuzz-inputs.ts';
 import { RUNTIMES, type Runtime, startHandler } from './support/runtimes.ts';
 
-const MATRIX_FILE = new URL('./behaviour-matrix.md', import.meta.url);
+const README_FILE = new URL('../README.md', import.meta.url);
+const MATRIX_START = '<!-- behaviour-matrix:start -->';
+const MATRIX_END = '<!-- behaviour-matrix:end -->';
 // A runtime's parser may answer before the handler is done: give a late Slack post time to land.
 const SETTLE_MS = 150;
 const TEN_MIB = 10 * 1024 * 1024;
@@ -181,10 +183,16 @@ describe('the behaviour matrix over HTTP', () => {
     expect(fiveHundreds).toEqual(KNOWN_5XX);
   });
 
-  it('matches test/behaviour-matrix.md', () => {
+  it('matches the matrix kept in README.md', () => {
     const rendered = renderMatrix(answers);
-    if (process.env.UPDATE_MATRIX === '1') writeFileSync(MATRIX_FILE, rendered);
-    expect(rendered).toBe(readFileSync(MATRIX_FILE, 'utf8'));
+    const readme = readFileSync(README_FILE, 'utf8');
+    const [before = '', rest = ''] = readme.split(MATRIX_START);
+    const [kept = '', after = ''] = rest.split(MATRIX_END);
+    if (process.env.UPDATE_MATRIX === '1') {
+      writeFileSync(README_FILE, `${before}${MATRIX_START}\n${rendered}${MATRIX_END}${after}`);
+      return;
+    }
+    expect(kept.trim()).toBe(rendered.trim());
   });
 });
 
@@ -219,18 +227,9 @@ function renderMatrix(answers: Answers): string {
         return `| ${name} | ${RUNTIMES.map((runtime) => `\`${row?.[runtime]}\``).join(' | ')} |`;
       }),
     ].join('\n');
-  return `# Behaviour matrix
+  return `${table(AGREED)}
 
-What handler.ts answers to each input class over real HTTP on 127.0.0.1, per runtime: the
-status, then the \`error\` of a refusal or the \`outcome\` of a success. Written by
-\`test/fuzz-http-matrix.test.ts\`; after a deliberate change, rewrite it with
-\`UPDATE_MATRIX=1 npx vitest run test/fuzz-http-matrix\`.
-
-${table(AGREED)}
-
-## Where the runtimes differ
-
-Malformed or ambiguous HTTP. The runtime's own parser answers most of these before handler.ts
+**Where the runtimes differ.** Malformed or ambiguous HTTP. The runtime's own parser answers most of these before handler.ts
 sees the request, with an empty body. None is answered 2xx without a valid signature over the
 bytes the runtime passed on.
 
