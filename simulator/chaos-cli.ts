@@ -5,6 +5,8 @@ import { SimulatorError } from './simulator-error.ts';
 
 // Entry point for `npm run chaos`: the only place here that prints or sets the exit code.
 
+const D = DEFAULT_CHAOS_OPTIONS;
+
 const HELP = `Usage: npm run chaos -- [options]
 
 Send installs through every fault at once (duplicates, reordering, delays, dropped
@@ -12,12 +14,21 @@ connections, Slack 500s, 429s and slow posts) while restarting the handler with 
 and SIGKILL, then reconcile Slack's messages and the dead letters against what was sent.
 
 Options:
-  -n, --events N      Installs to send (default ${DEFAULT_CHAOS_OPTIONS.events})
-  -r, --restarts N    Handler restarts during the run (default ${DEFAULT_CHAOS_OPTIONS.restarts})
-      --runtime NAME  node, bun, deno or all (default node)
-      --seed N        Seed for the fault decisions (default: random, printed)
-  -j, --json          Print one JSON document instead of the summary
-  -h, --help          Show this help
+  -n, --events N        Installs to send (default ${D.events})
+  -r, --restarts N      Handler restarts during the run (default ${D.restarts})
+      --runtime NAME    node, bun, deno or all (default node)
+      --seed N          Seed for the plan: copies, order, restarts (default random)
+  -j, --json            Print one JSON document instead of the summary
+  -h, --help            Show this help
+
+Faults, each a share from 0 to 1 (0 turns it off):
+      --duplicate X     Events sent twice (default ${D.duplicateShare})
+      --delay X         Attempts held back up to 50 ms (default ${D.delivery.delayShare})
+      --drop X          Attempts hung up on once sent (default ${D.delivery.dropShare})
+      --slack-500 X     Slack posts answered 500 (default ${D.slack.share500})
+      --slack-429 X     Slack posts answered 429, half with a short and half with a long
+                        Retry-After (default ${D.slack.share429Short + D.slack.share429Long})
+      --slack-slow X    Slack posts held past the handler's timeout (default ${D.slack.shareSlow})
 
 Exit codes:
   0  nothing lost and nothing duplicated on every runtime run
@@ -25,6 +36,12 @@ Exit codes:
   2  usage error`;
 
 const OPTIONS = {
+  duplicate: { type: 'string' },
+  delay: { type: 'string' },
+  drop: { type: 'string' },
+  'slack-500': { type: 'string' },
+  'slack-429': { type: 'string' },
+  'slack-slow': { type: 'string' },
   events: { type: 'string', short: 'n' },
   restarts: { type: 'string', short: 'r' },
   runtime: { type: 'string' },
@@ -57,6 +74,9 @@ async function main(argv: string[]): Promise<number> {
         seed,
         events: values.events,
         restarts: values.restarts,
+        duplicateShare: values.duplicateShare,
+        delivery: values.delivery,
+        slack: values.slack,
         onProgress: (line) => process.stderr.write(`${line}\n`),
       }),
     );
@@ -78,7 +98,21 @@ function parse(argv: string[]) {
   if (runtime !== 'all' && !RUNTIMES.includes(runtime as Runtime)) {
     throw new SimulatorError('invalid_option', `--runtime must be node, bun, deno or all.`);
   }
+  const slack429 = share(values['slack-429'], '--slack-429', D.slack.share429Short * 2);
   return {
+    duplicateShare: share(values.duplicate, '--duplicate', D.duplicateShare),
+    delivery: {
+      ...D.delivery,
+      delayShare: share(values.delay, '--delay', D.delivery.delayShare),
+      dropShare: share(values.drop, '--drop', D.delivery.dropShare),
+    },
+    slack: {
+      ...D.slack,
+      share500: share(values['slack-500'], '--slack-500', D.slack.share500),
+      share429Short: slack429 / 2,
+      share429Long: slack429 / 2,
+      shareSlow: share(values['slack-slow'], '--slack-slow', D.slack.shareSlow),
+    },
     events: positive(values.events, '--events', DEFAULT_CHAOS_OPTIONS.events, 1),
     restarts: positive(values.restarts, '--restarts', DEFAULT_CHAOS_OPTIONS.restarts, 0),
     runtime: runtime as Runtime | 'all',
@@ -93,6 +127,18 @@ function positive(raw: string | undefined, flag: string, fallback: number, min: 
   const value = Number(raw);
   if (!/^\d+$/.test(raw) || value < min) {
     throw new SimulatorError('invalid_option', `${flag} must be a whole number >= ${min}.`);
+  }
+  return value;
+}
+
+function share(raw: string | undefined, flag: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !(value >= 0 && value <= 1)) {
+    throw new SimulatorError(
+      'invalid_option',
+      `${flag} must be a share from 0 to 1, got "${raw}".`,
+    );
   }
   return value;
 }

@@ -15,6 +15,7 @@ import {
   loadFixtureFile,
   type PlatformEvent,
 } from './events.ts';
+import { createFaultyFetch, shuffle } from './faults.ts';
 import { formatAttemptLine, formatSummary, formatTamperLine } from './report.ts';
 import { DEFAULT_CONCURRENCY, type RunReport, runBatch } from './run.ts';
 import { createSigner } from './sign.ts';
@@ -39,6 +40,7 @@ export type CliIo = {
 export const EXIT = { ok: 0, undelivered: 1, usage: 2 } as const;
 
 const DEFAULT_DLQ_FILE = 'dlq.jsonl';
+const FAULT_DELAY_MS = 200;
 
 const OPTIONS = {
   url: { type: 'string', short: 'u' },
@@ -54,6 +56,10 @@ const OPTIONS = {
   'resend-id': { type: 'boolean', short: 'k' },
   'unique-buyer': { type: 'boolean', short: 'b' },
   timeout: { type: 'string' },
+  duplicate: { type: 'string' },
+  reorder: { type: 'boolean' },
+  delay: { type: 'string' },
+  drop: { type: 'string' },
   json: { type: 'boolean', short: 'j' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -79,6 +85,10 @@ Options:
   -k, --resend-id        Keep fixture ids and created_at (to test dedupe)
   -b, --unique-buyer     Tag each install's buyer email with its event id
       --timeout MS       Give up on an attempt after MS ms (default ${DEFAULT_TIMEOUT_MS})
+      --duplicate X      Send a share X (0 to 1) of the events twice, same id
+      --reorder          Send the events in a random order
+      --delay X          Hold back a share X of attempts, up to ${FAULT_DELAY_MS} ms each
+      --drop X           Hang up on a share X of attempts once sent, before the answer
   -j, --json             Print one JSON document: the summary and every result
   -h, --help             Show this help
 
@@ -127,11 +137,14 @@ async function simulate(flags: Flags, io: CliIo): Promise<number> {
     stderr: Boolean(io.isTTY?.stderr) && !io.env.NO_COLOR,
   };
 
-  const events = await collectEvents(flags, now);
+  const random = io.random ?? Math.random;
+  const events = withDeliveryOrder(await collectEvents(flags, now), flags, random);
+  const faults = { delayShare: flags.delay, maxDelayMs: FAULT_DELAY_MS, dropShare: flags.drop };
+  const faulty = flags.delay > 0 || flags.drop > 0;
   const common = {
     url: flags.url,
     sign: createSigner(flags.secret),
-    fetch: io.fetch,
+    fetch: faulty ? createFaultyFetch(faults, random, io.fetch) : io.fetch,
     now,
     timeoutMs: flags.timeoutMs,
   };
@@ -224,6 +237,12 @@ async function collectEvents(flags: Flags, now: () => number): Promise<PlatformE
   );
 }
 
+/** Duplicates and reordering, as the Platform's at-least-once delivery allows. */
+function withDeliveryOrder(events: PlatformEvent[], flags: Flags, random: () => number) {
+  const copies = events.flatMap((event) => (random() < flags.duplicate ? [event, event] : [event]));
+  return flags.reorder ? shuffle(copies, random) : copies;
+}
+
 function describeResult(result: DeliveryResult) {
   const { event, delivered, attempts, duration_ms } = result;
   return { ...describeEvent(event), delivered, duration_ms, attempts };
@@ -283,6 +302,10 @@ function resolveFlags(values: ReturnType<typeof parseArgv>, env: CliIo['env']) {
     resendId: values['resend-id'] ?? false,
     uniqueBuyer: values['unique-buyer'] ?? false,
     timeoutMs: parsePositiveInteger('--timeout', values.timeout ?? `${DEFAULT_TIMEOUT_MS}`),
+    duplicate: parseShare('--duplicate', values.duplicate ?? '0'),
+    reorder: values.reorder ?? false,
+    delay: parseShare('--delay', values.delay ?? '0'),
+    drop: parseShare('--drop', values.drop ?? '0'),
     json: values.json ?? false,
   };
 }
@@ -300,6 +323,14 @@ function parsePositiveInteger(flag: string, value: string): number {
   const number = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < 1) {
     throw usage(`${flag} "${value}" is not a whole number of 1 or more.`);
+  }
+  return number;
+}
+
+function parseShare(flag: string, value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !(number >= 0 && number <= 1)) {
+    throw usage(`${flag} "${value}" is not a share from 0 to 1, e.g. 0.1.`);
   }
   return number;
 }

@@ -48,6 +48,10 @@ describe('simulate --help', () => {
         -k, --resend-id        Keep fixture ids and created_at (to test dedupe)
         -b, --unique-buyer     Tag each install's buyer email with its event id
             --timeout MS       Give up on an attempt after MS ms (default 10000)
+            --duplicate X      Send a share X (0 to 1) of the events twice, same id
+            --reorder          Send the events in a random order
+            --delay X          Hold back a share X of attempts, up to 200 ms each
+            --drop X           Hang up on a share X of attempts once sent, before the answer
         -j, --json             Print one JSON document: the summary and every result
         -h, --help             Show this help
 
@@ -114,6 +118,31 @@ describe('simulate usage errors', () => {
 
     expect(run.code).toBe(2);
     expect(run.stderr[0]).toMatch(/^simulate: Cannot read fixture .*missing\.json/);
+  });
+});
+
+describe('simulate faults', () => {
+  it('sends a share of events twice with the same id, with --duplicate', async () => {
+    const run = await simulate(['-n', '3', '--duplicate', '1']);
+    const ids = run.target.received.map((r) => r.event.id);
+    expect(ids).toHaveLength(6);
+    expect(new Set(ids).size).toBe(3);
+  });
+
+  it('sends events out of order with --reorder', async () => {
+    const types = ['install.created', 'review.posted', 'skill.error'];
+    const run = await simulate([...types.flatMap((t) => ['-e', t]), '--reorder', '-c', '1']);
+    expect(run.target.received.map((r) => r.event.type)).toEqual([
+      'install.created',
+      'skill.error',
+      'review.posted',
+    ]);
+  });
+
+  it.each(['--duplicate', '--delay', '--drop'])('refuses %s 2 as a share', async (flag) => {
+    const run = await simulate([flag, '2']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toEqual([`simulate: ${flag} "2" is not a share from 0 to 1, e.g. 0.1.`]);
   });
 });
 
