@@ -1051,6 +1051,7 @@ export async function start(): Promise<void> {
     console.error(`handler: ${error.message}`);
     process.exit(1);
   }
+  const logLines = createLineWriter();
   const limits = { maxEntries: config.dedupeMaxEntries, maxAgeSeconds: config.dedupeMaxAgeSeconds };
   const ledger = config.dedupeFile
     ? await openFileLedger({ path: config.dedupeFile, ...limits })
@@ -1058,8 +1059,7 @@ export async function start(): Promise<void> {
   const handler = createWebhookHandler({
     ...config,
     ledger,
-    // One write per line: console.log formats its arguments first, which Deno pays for.
-    log: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
+    log: (line) => logLines.write(JSON.stringify(line)),
   });
   let server: RunningServer;
   try {
@@ -1087,9 +1087,31 @@ export async function start(): Promise<void> {
     server.closeIdle();
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_GRACE_MS))]);
     await ledger.close();
+    logLines.flush();
     console.log(`handler: ${signal}, stopped ${idle ? 'cleanly' : 'with deliveries cut off'}`);
     process.exit(0);
   });
+}
+
+/**
+ * Writes log lines to stdout in batches, one write per turn of the event loop: a write per
+ * line cost Node about 40 us per delivery (npm run bench). A hard kill loses at most the
+ * last few milliseconds of lines, never a delivery's effect.
+ */
+function createLineWriter(): { write(line: string): void; flush(): void } {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = `${pending.join('\n')}\n`;
+    pending = [];
+    process.stdout.write(text);
+  };
+  return {
+    write(line) {
+      if (pending.push(line) === 1) setTimeout(flush, 0);
+    },
+    flush,
+  };
 }
 
 function isEntryPoint(): boolean {
