@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BENCH_TIMEOUT_MS = 90_000;
+
+describe('npm run bench --quick', () => {
+  it(
+    'prints one JSON document with positive figures for every part of the run on node',
+    async () => {
+      const { code, stdout, stderr } = await runBench(['--quick', '--json', '--runtime', 'node']);
+      expect(code, stderr).toBe(0);
+
+      const report = JSON.parse(stdout);
+      expect(Object.keys(report.runtimes)).toEqual(['node']);
+      const node = report.runtimes.node;
+      expect(node.ratio).toBeGreaterThan(0);
+      for (const run of [node.receive, node.endToEnd]) {
+        expect(run.ratio).toBeGreaterThan(0);
+        for (const server of [run.handler, run.baseline]) {
+          expect(server.requestsPerSecond.median).toBeGreaterThan(0);
+          expect(server.p99Ms).toBeGreaterThan(0);
+          expect(server.cpuMicrosPerRequest.median).toBeGreaterThan(0);
+          expect(server.afterLoadRssBytes).toBeGreaterThan(0);
+        }
+      }
+      expect(node.fixedRate.handler.requestsPerSecond).toBeGreaterThan(0);
+      expect(node.rejections.map((r: { connections: number }) => r.connections)).toEqual([
+        expect.any(Number),
+        expect.any(Number),
+        expect.any(Number),
+      ]);
+      expect(node.verify.sha256MegabytesPerSecond).toBeGreaterThan(0);
+      expect(node.verify.sizes.map((s: { bytes: number }) => s.bytes)).toEqual([
+        1024,
+        64 * 1024,
+        1024 * 1024,
+      ]);
+      expect(node.targets.receiveRatio.value).toBeGreaterThan(0);
+      expect(report.machine.cores).toBeGreaterThan(0);
+    },
+    BENCH_TIMEOUT_MS + 5_000,
+  );
+});
+
+// Helpers
+
+/** Runs bench/run.ts as its own process, killed if it outlives BENCH_TIMEOUT_MS. */
+function runBench(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new Error(`bench did not finish in ${BENCH_TIMEOUT_MS} ms:\n${stderr}`));
+    }, BENCH_TIMEOUT_MS);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
