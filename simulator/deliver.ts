@@ -1,6 +1,7 @@
 import { type BackoffOptions, computeRetryDelayMs, MAX_ATTEMPTS } from './backoff.ts';
 import { type AttemptAnswer, classifyAttempt, parseRetryAfterMs } from './classify.ts';
 import type { PlatformEvent } from './events.ts';
+import { canPostBytes, type PostAnswer, postBytes } from './http-post.ts';
 import { SIGNATURE_HEADER, type Signer } from './sign.ts';
 import { SimulatorError } from './simulator-error.ts';
 
@@ -119,30 +120,49 @@ export async function send(
   signature: string,
   options: SendOptions,
 ): Promise<SendAnswer> {
-  const fetchImpl = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
   const startedMs = now();
   const at = new Date(startedMs).toISOString();
 
   try {
-    const response = await fetchImpl(options.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    // Read the answer to the end so the connection can be reused; its content is not needed.
-    await response.arrayBuffer().catch(() => undefined);
+    const headers = { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature };
+    const url = toPostableUrl(options.url);
+    // An injected fetch is what tests and fault runs rely on; a URL that fetch treats
+    // specially is left to fetch as well, so only the plain default path changes transport.
+    const answer =
+      options.fetch === undefined && url !== null
+        ? await postBytes({ url, headers, body, timeoutMs })
+        : await postWithFetch(options.fetch ?? fetch, options.url, {
+            headers,
+            body,
+            signal: AbortSignal.timeout(timeoutMs),
+          });
 
-    const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'), now());
+    const retryAfterMs = parseRetryAfterMs(answer.retryAfter, now());
     const duration_ms = now() - startedMs;
-    return { status: response.status, retryAfterMs, error: null, at, duration_ms };
+    return { status: answer.status, retryAfterMs, error: null, at, duration_ms };
   } catch (error) {
     const message = describeFetchError(error, timeoutMs);
     const duration_ms = now() - startedMs;
     return { status: null, retryAfterMs: null, error: message, at, duration_ms };
   }
+}
+
+async function postWithFetch(
+  fetchImpl: typeof fetch,
+  url: string | URL,
+  request: Pick<RequestInit, 'headers' | 'body' | 'signal'>,
+): Promise<PostAnswer> {
+  const response = await fetchImpl(url, { method: 'POST', ...request });
+  // Read the answer to the end so the connection can be reused; its content is not needed.
+  await response.arrayBuffer().catch(() => undefined);
+  return { status: response.status, retryAfter: response.headers.get('retry-after') };
+}
+
+function toPostableUrl(url: string | URL): URL | null {
+  const parsed = url instanceof URL ? url : URL.canParse(url) ? new URL(url) : null;
+  return parsed !== null && canPostBytes(parsed) ? parsed : null;
 }
 
 // undici hides the useful part ("ECONNREFUSED") in `cause`; surface it.
