@@ -23,6 +23,17 @@ describe('createMemoryLedger', () => {
     ]);
   });
 
+  it('treats a re-added id as new, so the next eviction takes the next oldest', async () => {
+    const ledger = createMemoryLedger({ maxEntries: 2 });
+    for (const id of ['a', 'b', 'a', 'c']) await ledger.add(id);
+    expect([await ledger.has('a'), await ledger.has('b'), await ledger.has('c')]).toEqual([
+      true,
+      false,
+      true,
+    ]);
+    expect(ledger.entries().map(([id]) => id)).toEqual(['a', 'c']);
+  });
+
   it('forgets an id once it is older than the age limit', async () => {
     let nowMs = 0;
     const ledger = createMemoryLedger({ maxAgeSeconds: 60, now: () => nowMs });
