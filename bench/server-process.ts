@@ -8,7 +8,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Runtime, runtimeCommand } from '../simulator/handler-process.ts';
+// Every handler variable set, so a developer's .env never reaches a bench server.
+import { ISOLATED_ENV, type Runtime, runtimeCommand } from '../simulator/handler-process.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -16,24 +17,6 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 const POLL_INTERVAL_MS = 25;
 const LISTENING_PATTERN = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
-
-/**
- * Every variable the handler reads, set: its .env loader fills only unset variables, so a
- * developer's .env (perhaps with a real Slack URL) never reaches a bench server.
- */
-const ISOLATED_ENV: Record<string, string> = {
-  PLATFORM_SIGNING_SECRET: '',
-  PLATFORM_SIGNING_SECRET_PREVIOUS: '',
-  SLACK_WEBHOOK_URL: '',
-  HOST: '127.0.0.1',
-  PORT: '0',
-  MAX_BODY_BYTES: '',
-  SLACK_TIMEOUT_MS: '',
-  SLACK_RETRY_BUDGET_MS: '',
-  DEDUPE_FILE: '',
-  DEDUPE_MAX_ENTRIES: '',
-  DEDUPE_MAX_AGE_SECONDS: '',
-};
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 export const CLOCK_TICKS_PER_SECOND = readClockTicks();

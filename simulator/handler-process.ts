@@ -45,7 +45,7 @@ export interface HandlerProcess {
  * Every variable the handler reads, set empty: the handler's .env loader fills only unset
  * variables, so a developer's own .env (perhaps with a real Slack URL) never reaches a test.
  */
-const ISOLATED_ENV: Record<string, string> = {
+export const ISOLATED_ENV: Readonly<Record<string, string>> = {
   PLATFORM_SIGNING_SECRET: '',
   PLATFORM_SIGNING_SECRET_PREVIOUS: '',
   SLACK_WEBHOOK_URL: '',
