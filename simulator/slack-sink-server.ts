@@ -59,6 +59,12 @@ try {
   console.error(
     `slack-sink: control with GET /_sink/messages, POST /_sink/fail, POST /_sink/reset`,
   );
+  if (anyFaults) {
+    console.error(
+      `slack-sink: failing posts on purpose: ${faults.share500} with 500, ` +
+        `${faults.share429Long} with 429, ${faults.shareSlow} held ${faults.slowMs} ms`,
+    );
+  }
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void server.close());
