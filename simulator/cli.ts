@@ -372,6 +372,9 @@ if (isEntry()) {
   // The same .env the handler reads, so both sides share one secret and port; variables
   // already set win, as in the handler.
   if (existsSync('.env')) process.loadEnvFile('.env');
+  // A reader that goes away (`| head`) must not stop the run before its dead letters are
+  // written: lines it would have printed are dropped instead.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const io: CliIo = {
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
