@@ -4,7 +4,7 @@
  */
 import autocannon, { type Result } from 'autocannon';
 import type { Delivery } from './deliveries.ts';
-import { WEBHOOK_PATH } from './load.ts';
+import { signedRequests, WEBHOOK_PATH } from './load.ts';
 
 /** Gives up on one request after this long; a fixed count must end even if the server stalls. */
 const REQUEST_TIMEOUT_SECONDS = 10;
@@ -43,18 +43,7 @@ export async function driveCount(options: CountLoadOptions): Promise<CountLoadRe
         connections: options.connections,
         amount: options.count,
         timeout: REQUEST_TIMEOUT_SECONDS,
-        requests: [
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            setupRequest(request) {
-              const delivery = options.nextDelivery();
-              request.headers['x-platform-signature'] = delivery.signature;
-              request.body = delivery.body;
-              return request;
-            },
-          },
-        ],
+        requests: signedRequests(options.nextDelivery),
       },
       (error, done) => (error ? reject(error) : resolve(done)),
     );

@@ -3,7 +3,7 @@
  * what each answer cost the server in CPU time.
  */
 import { readFileSync } from 'node:fs';
-import autocannon, { type Result } from 'autocannon';
+import autocannon, { type RequestOptions, type Result } from 'autocannon';
 import type { Delivery } from './deliveries.ts';
 import { CLOCK_TICKS_PER_SECOND, type ServerProcess } from './server-process.ts';
 import { percentile } from './stats.ts';
@@ -53,18 +53,7 @@ export async function driveLoad(server: ServerProcess, options: LoadOptions): Pr
         connections: options.connections,
         duration: options.durationSeconds,
         ...(options.overallRate === undefined ? {} : { overallRate: options.overallRate }),
-        requests: [
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            setupRequest(request) {
-              const delivery = options.nextDelivery();
-              request.headers['x-platform-signature'] = delivery.signature;
-              request.body = delivery.body;
-              return request;
-            },
-          },
-        ],
+        requests: signedRequests(options.nextDelivery),
       },
       (error, done) => (error ? reject(error) : resolve(done)),
     );
@@ -109,4 +98,20 @@ function readMachineBusyMicros(): number {
     0,
   );
   return (busy * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** One autocannon request template that sends a fresh signed delivery each time. */
+export function signedRequests(nextDelivery: () => Delivery): RequestOptions[] {
+  return [
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      setupRequest(request) {
+        const delivery = nextDelivery();
+        request.headers['x-platform-signature'] = delivery.signature;
+        request.body = delivery.body;
+        return request;
+      },
+    },
+  ];
 }

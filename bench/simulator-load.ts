@@ -193,7 +193,8 @@ function toMarkdown(report: Report): string {
     ...rows,
     '',
     `Simulator (${settings.cli}): ${s.summary}; exit ${s.exitCode}; ` +
-      `CPU ${n(s.cpuMicros.user / 1000)} ms user + ${n(s.cpuMicros.system / 1000)} ms sys (${Math.round(s.cpuShare * 100)}% of a core); ` +
+      `CPU ${n(s.cpuMicros.user / 1000)} ms user + ${n(s.cpuMicros.system / 1000)} ms sys ` +
+      `(${Math.round(s.cpuShare * 100)}% of a core); ` +
       `${n(s.attemptLines)} attempt lines on stderr.`,
     `Handler on core ${SERVER_CORE}, both load sources on core ${CLIENT_CORE}` +
       `${settings.taskset ? '' : ' (no taskset: nothing pinned)'}. "Whole run": autocannon ` +

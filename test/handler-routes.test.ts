@@ -185,7 +185,7 @@ describe('Slack failures', () => {
     },
   );
 
-  it('answers 503 when Slack rate-limits past the retry budget, passing Retry-After on', async () => {
+  it('answers 503 past the retry budget for a 429, passing Retry-After on', async () => {
     slack.use(
       http.post(
         SLACK_URL,
