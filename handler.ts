@@ -1,8 +1,9 @@
 /**
  * Receives the Platform's signed webhooks and turns installs into Slack messages.
  *
- * One file, one import (`hono`), the same source on every runtime:
+ * One file, one static import (`hono`), the same source on every runtime:
  *   npx tsx handler.ts | bun run handler.ts | deno run -A handler.ts
+ * `node:crypto` and `node:fs` are loaded when first needed; Node, Bun and Deno all have them.
  *
  * It reads top to bottom: configuration, verification, events, Slack, the dedupe ledger,
  * routes, and the runtime start. Importing it starts nothing; running it serves.
