@@ -229,9 +229,9 @@ function renderMatrix(answers: Answers): string {
     ].join('\n');
   return `${table(AGREED)}
 
-**Where the runtimes differ.** Malformed or ambiguous HTTP. The runtime's own parser answers most of these before handler.ts
-sees the request, with an empty body. None is answered 2xx without a valid signature over the
-bytes the runtime passed on.
+**Where the runtimes differ.** Malformed or ambiguous HTTP. The runtime's own parser answers
+most of these before handler.ts sees the request, with an empty body. None is answered 2xx
+without a valid signature over the bytes the runtime passed on.
 
 ${table(RUNTIME_DEPENDENT)}
 `;
