@@ -177,13 +177,14 @@ export type VerifyResult = { ok: true } | { ok: false; reason: SignatureFailure 
 /** Checks a signature header against the raw body. */
 export type SignatureVerifier = (body: Uint8Array, header: string | null) => Promise<VerifyResult>;
 
-// Exactly 64 hex digits: no prefix, no padding, no second value joined in by a repeated header.
-const SIGNATURE_PATTERN = /^[0-9a-fA-F]{64}$/;
-
 /** Which HMAC implementation checks signatures. Both compare in constant time. */
 export type HmacEngine = 'auto' | 'webcrypto';
 
-type KeyCheck = (body: Uint8Array, signature: Uint8Array<ArrayBuffer>) => Promise<boolean>;
+/** One secret's check: synchronous where node:crypto is there, a promise with WebCrypto. */
+type KeyCheck = (
+  body: Uint8Array,
+  signature: Uint8Array<ArrayBuffer>,
+) => boolean | Promise<boolean>;
 
 /**
  * Imports each secret once as an HMAC-SHA256 key and returns the verifier. No signature is
@@ -196,17 +197,22 @@ export function createVerifier(
   if (secrets.length === 0) {
     throw new ConfigError('missing_secret', 'createVerifier needs at least one signing secret.');
   }
-  const checks = importKeys(secrets, engine);
+  let checks: KeyCheck[] | undefined;
+  const imported = importKeys(secrets, engine).then((ready) => {
+    checks = ready;
+    return ready;
+  });
 
   return async function verifySignature(body, header) {
     if (header === null || header === '') return { ok: false, reason: 'missing_signature' };
-    if (!SIGNATURE_PATTERN.test(header)) return { ok: false, reason: 'malformed_signature' };
+    const signature = decodeSignature(header);
+    if (signature === null) return { ok: false, reason: 'malformed_signature' };
 
-    const signature = decodeHex(header);
     let matched = false;
     // Every key is tried, so the time taken does not say which secret matched.
-    for (const check of await checks) {
-      if (await check(body, signature)) matched = true;
+    for (const check of checks ?? (await imported)) {
+      const result = check(body, signature);
+      if (typeof result === 'boolean' ? result : await result) matched = true;
     }
     return matched ? { ok: true } : { ok: false, reason: 'signature_mismatch' };
   };
@@ -223,7 +229,7 @@ async function importKeys(secrets: readonly string[], engine: HmacEngine): Promi
       const bytes = encoder.encode(secret);
       if (node) {
         const key = node.createSecretKey(bytes);
-        return async (body, signature) =>
+        return (body, signature) =>
           node.timingSafeEqual(node.createHmac('sha256', key).update(body).digest(), signature);
       }
       const key = await crypto.subtle.importKey(
@@ -239,10 +245,26 @@ async function importKeys(secrets: readonly string[], engine: HmacEngine): Promi
   );
 }
 
-function decodeHex(hex: string): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) {
-    bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+const SIGNATURE_BYTES = 32;
+// The value of each hex digit by character code, -1 for anything else.
+const HEX_DIGITS = new Int8Array(128).fill(-1);
+for (const [index, digit] of [...'0123456789abcdef'].entries()) {
+  HEX_DIGITS[digit.charCodeAt(0)] = index;
+  HEX_DIGITS[digit.toUpperCase().charCodeAt(0)] = index;
+}
+
+/**
+ * The 32 bytes of a header that is exactly 64 hex digits, or null: no prefix, no padding, no
+ * second value joined in by a repeated header. (The runtime has already trimmed the value.)
+ */
+function decodeSignature(hex: string): Uint8Array<ArrayBuffer> | null {
+  if (hex.length !== SIGNATURE_BYTES * 2) return null;
+  const bytes = new Uint8Array(SIGNATURE_BYTES);
+  for (let i = 0; i < SIGNATURE_BYTES; i++) {
+    const high = HEX_DIGITS[hex.charCodeAt(2 * i)] ?? -1;
+    const low = HEX_DIGITS[hex.charCodeAt(2 * i + 1)] ?? -1;
+    if (high < 0 || low < 0) return null;
+    bytes[i] = (high << 4) | low;
   }
   return bytes;
 }
@@ -280,33 +302,35 @@ const RFC3339_PATTERN =
   /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Decodes and validates a verified body. Call it only after the signature passed. */
+// Fatal: a body that is not UTF-8 is refused rather than read with replacement characters.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 export function parseEvent(body: Uint8Array): ParseResult {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(body));
+    value = JSON.parse(UTF8.decode(body));
   } catch {
     return { ok: false, reason: 'invalid_json', message: 'Body is not UTF-8 JSON.' };
   }
-  const invalid = (message: string): ParseResult => ({
-    ok: false,
-    reason: 'invalid_event',
-    message,
-  });
 
-  if (!isRecord(value)) return invalid('Body must be a JSON object.');
+  if (!isRecord(value)) return invalidEvent('Body must be a JSON object.');
   const { id, type, created_at, data } = value;
   if (typeof id !== 'string' || !EVENT_ID_PATTERN.test(id)) {
-    return invalid('"id" must be 1-128 characters of letters, digits and _.:-');
+    return invalidEvent('"id" must be 1-128 characters of letters, digits and _.:-');
   }
-  if (typeof type !== 'string' || type === '') return invalid('"type" must be a string.');
+  if (typeof type !== 'string' || type === '') return invalidEvent('"type" must be a string.');
   if (typeof created_at !== 'string' || !RFC3339_PATTERN.test(created_at)) {
-    return invalid('"created_at" must be an RFC 3339 timestamp.');
+    return invalidEvent('"created_at" must be an RFC 3339 timestamp.');
   }
-  if (!isRecord(data)) return invalid('"data" must be an object.');
+  if (!isRecord(data)) return invalidEvent('"data" must be an object.');
 
   const event: PlatformEvent = { id, type, created_at, data };
   const problem = isEventType(type) ? DATA_CHECKS[type](data) : null;
-  return problem ? invalid(`${type}: ${problem}`) : { ok: true, event };
+  return problem ? invalidEvent(`${type}: ${problem}`) : { ok: true, event };
+}
+
+function invalidEvent(message: string): ParseResult {
+  return { ok: false, reason: 'invalid_event', message };
 }
 
 function isEventType(type: string): type is EventType {
@@ -806,63 +830,76 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
 
   async function receive(c: Context): Promise<Response> {
     const startedAt = performance.now();
-    const finish = (
-      entry: Pick<DeliveryLogLine, 'event_id' | 'type' | 'detail' | 'text'> & EffectResult,
-    ): Response => {
-      const { retryAfterSeconds, ...line } = entry;
-      log({
-        at: new Date().toISOString(),
-        ...line,
-        duration_ms: Math.round((performance.now() - startedAt) * 100) / 100,
-      });
-      if (retryAfterSeconds !== undefined) c.header('Retry-After', String(retryAfterSeconds));
-      if (entry.status < 300) return c.json({ ok: true, outcome: entry.outcome }, 200);
-      return c.json(
-        { error: entry.outcome, message: entry.detail ?? entry.outcome },
-        entry.status as 400,
-      );
-    };
-    const refuse = (code: RefusalCode, detail: string) =>
-      finish({ event_id: null, type: null, outcome: code, status: REFUSALS[code], detail });
-
     if (!accepting) {
       // A keep-alive connection can still bring a request after the server stopped listening.
       c.header('Connection', 'close');
-      return refuse('shutting_down', 'The handler is restarting; retry shortly.');
+      return refuse(c, startedAt, 'shutting_down', 'The handler is restarting; retry shortly.');
     }
 
     const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
     if (encoding && encoding !== 'identity') {
       // The signature covers the bytes as sent; inflating unverified input invites a zip bomb.
-      return refuse('unsupported_encoding', 'Send the body without Content-Encoding.');
+      return refuse(
+        c,
+        startedAt,
+        'unsupported_encoding',
+        'Send the body without Content-Encoding.',
+      );
     }
     const read = await readBodyWithin(c.req.raw, maxBodyBytes);
     if (!read.ok && read.reason === 'body_too_large') {
-      return refuse('body_too_large', `Body is larger than ${maxBodyBytes} bytes.`);
+      return refuse(c, startedAt, 'body_too_large', `Body is larger than ${maxBodyBytes} bytes.`);
     }
-    if (!read.ok) return refuse('body_unreadable', 'The body ended before it was complete.');
+    if (!read.ok) {
+      return refuse(c, startedAt, 'body_unreadable', 'The body ended before it was complete.');
+    }
 
     const verified = await verifySignature(read.body, c.req.raw.headers.get(SIGNATURE_HEADER));
-    if (!verified.ok) return refuse(verified.reason, SIGNATURE_MESSAGES[verified.reason]);
+    if (!verified.ok) {
+      return refuse(c, startedAt, verified.reason, SIGNATURE_MESSAGES[verified.reason]);
+    }
 
     const parsed = parseEvent(read.body);
-    if (!parsed.ok) return refuse(parsed.reason, parsed.message);
+    if (!parsed.ok) return refuse(c, startedAt, parsed.reason, parsed.message);
 
     const { id, type } = parsed.event;
-    const result = await applyOnce(parsed.event);
-    return finish({ event_id: id, type, ...result });
+    return answer(c, startedAt, id, type, await applyOnce(parsed.event));
+  }
+
+  function refuse(c: Context, startedAt: number, code: RefusalCode, detail: string): Response {
+    return answer(c, startedAt, null, null, { outcome: code, status: REFUSALS[code], detail });
+  }
+
+  // Logs the delivery's one line, then answers. Built field by field: this runs per delivery.
+  function answer(
+    c: Context,
+    startedAt: number,
+    eventId: string | null,
+    type: string | null,
+    result: EffectResult,
+  ): Response {
+    const line: DeliveryLogLine = {
+      at: new Date().toISOString(),
+      event_id: eventId,
+      type,
+      outcome: result.outcome,
+      status: result.status,
+      duration_ms: Math.round((performance.now() - startedAt) * 100) / 100,
+    };
+    if (result.detail !== undefined) line.detail = result.detail;
+    if (result.text !== undefined) line.text = result.text;
+    log(line);
+    if (result.retryAfterSeconds !== undefined) {
+      c.header('Retry-After', String(result.retryAfterSeconds));
+    }
+    if (result.status < 300) return c.json({ ok: true, outcome: result.outcome }, 200);
+    return c.json(
+      { error: result.outcome, message: result.detail ?? result.outcome },
+      result.status as 400,
+    );
   }
 
   const app = new Hono();
-  app.use(async (_c, next) => {
-    activeRequests++;
-    try {
-      await next();
-    } finally {
-      activeRequests--;
-      if (activeRequests === 0) for (const wake of idleWaiters) wake();
-    }
-  });
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.post(WEBHOOK_PATH, receive);
   app.all(WEBHOOK_PATH, (c) => {
@@ -886,9 +923,30 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
     return c.json({ error: 'internal_error', message: 'The handler failed; retry later.' }, 500);
   });
 
+  // Counted here rather than in a Hono middleware, which would take every request off Hono's
+  // single-handler fast path (npm run bench).
+  function settled(): void {
+    activeRequests--;
+    if (activeRequests === 0) for (const wake of idleWaiters) wake();
+  }
+
   return {
     app,
-    fetch: (request) => app.fetch(request),
+    fetch(request) {
+      activeRequests++;
+      let answered: Response | Promise<Response>;
+      try {
+        answered = app.fetch(request);
+      } catch (error) {
+        settled();
+        throw error;
+      }
+      if (answered instanceof Response) {
+        settled();
+        return answered;
+      }
+      return answered.finally(settled);
+    },
     stopAccepting() {
       accepting = false;
     },

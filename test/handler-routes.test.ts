@@ -380,6 +380,29 @@ describe('a body that breaks off', () => {
 });
 
 describe('shutting down', () => {
+  it('waits for a delivery in flight, and is idle at once when none is', async () => {
+    let releaseSlack = () => {};
+    const slackHeld = new Promise<void>((resolve) => {
+      releaseSlack = resolve;
+    });
+    slack.use(
+      http.post(SLACK_URL, async ({ request }) => {
+        await slackHeld;
+        slackPosts.push(await request.json());
+        return HttpResponse.text('ok');
+      }),
+    );
+    const { handler } = setup();
+    expect(await handler.waitForIdle(10)).toBe(true);
+
+    const answer = handler.fetch(delivery(installEvent()));
+    expect(await handler.waitForIdle(20)).toBe(false);
+    const idle = handler.waitForIdle(5_000);
+    releaseSlack();
+    expect((await answer).status).toBe(200);
+    expect(await idle).toBe(true);
+  });
+
   it('answers 503 shutting_down to a delivery that arrives after stopAccepting', async () => {
     const { handler } = setup();
     handler.stopAccepting();
