@@ -9,7 +9,12 @@ describe('npm run bench --quick', () => {
   it(
     'prints one JSON document with positive figures for every part of the run on node',
     async () => {
-      const { code, stdout, stderr } = await runBench(['--quick', '--json', '--runtime', 'node']);
+      const { code, stdout, stderr } = await runBench('bench/run.ts', [
+        '--quick',
+        '--json',
+        '--runtime',
+        'node',
+      ]);
       expect(code, stderr).toBe(0);
 
       const report = JSON.parse(stdout);
@@ -44,14 +49,42 @@ describe('npm run bench --quick', () => {
   );
 });
 
+describe('npm run bench:breakdown', () => {
+  it(
+    'measures every server at the rate asked, all of them answering 200',
+    async () => {
+      const args = ['--runtime', 'node', '--rate', '500', '--duration', '1', '--repeats', '1'];
+      const { code, stdout, stderr } = await runBench('bench/breakdown.ts', [...args, '--json']);
+      expect(code, stderr).toBe(0);
+
+      const report = JSON.parse(stdout);
+      const [node] = report.results;
+      expect(node.runtime).toBe('node');
+      for (const [server, micros] of Object.entries(node.cpuMicros)) {
+        expect(micros, server).toBeGreaterThan(0);
+        expect(Object.keys(node.statuses[server]), server).toEqual(['200']);
+        expect(node.statuses[server]['200'], server).toBeGreaterThan(200);
+      }
+      expect(Object.keys(node.stages).sort()).toEqual([
+        'ledger',
+        'logLine',
+        'oneHmacCheck',
+        'rest',
+      ]);
+    },
+    BENCH_TIMEOUT_MS + 5_000,
+  );
+});
+
 // Helpers
 
-/** Runs bench/run.ts as its own process, killed if it outlives BENCH_TIMEOUT_MS. */
+/** Runs a bench script as its own process, killed if it outlives BENCH_TIMEOUT_MS. */
 function runBench(
+  script: string,
   args: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
