@@ -921,14 +921,18 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
   app.get('/healthz', (c) => c.json({ ok: true }));
   // One route for every method: a second one would take each POST off Hono's single-handler
   // fast path (npm run bench).
-  app.all(WEBHOOK_PATH, (c) => {
+  const webhook = (c: Context) => {
     if (c.req.method === 'POST') return receive(c);
     c.header('Allow', 'POST');
     return c.json({ error: 'method_not_allowed', message: `Use POST on ${WEBHOOK_PATH}.` }, 405);
+  };
+  app.all(WEBHOOK_PATH, webhook);
+  app.notFound((c) => {
+    // Node and Bun resolve dot segments (/webhooks/./platform) before routing, Deno routes the
+    // path as sent: resolving it here makes all three answer alike, at no cost to other paths.
+    if (new URL(c.req.url).pathname === WEBHOOK_PATH) return webhook(c);
+    return c.json({ error: 'not_found', message: `Deliveries go to ${WEBHOOK_PATH}.` }, 404);
   });
-  app.notFound((c) =>
-    c.json({ error: 'not_found', message: `Deliveries go to ${WEBHOOK_PATH}.` }, 404),
-  );
   app.onError((error, c) => {
     // Only the error's name: a message could quote configuration.
     log({

@@ -86,6 +86,12 @@ const AGREED: InputClass[] = [
   route('POST to an unknown path', 'POST', '/webhooks/other'),
   route('POST with a trailing slash', 'POST', `${WEBHOOK_PATH}/`),
   route('GET /healthz', 'GET', '/healthz'),
+  signed('dot segment in the path, signed', 'evt_matrix_dot', {
+    target: '/webhooks/./platform',
+  }),
+  signed('percent-encoded dot segment, signed', 'evt_matrix_dot_encoded', {
+    target: '/webhooks/%2e/platform',
+  }),
   raw('HTTP/1.0 request', `POST ${WEBHOOK_PATH} HTTP/1.0\r\nContent-Length: 0\r\n\r\n`),
   raw('NUL in a header value', head(['X-Platform-Signature: a\0b', 'Content-Length: 0'])),
   raw('folded signature header', head(['X-Platform-Signature: abc', ' def', 'Content-Length: 0'])),
@@ -108,9 +114,6 @@ const RUNTIME_DEPENDENT: InputClass[] = [
   raw('bare LF line endings', `POST ${WEBHOOK_PATH} HTTP/1.1\nHost: x\nContent-Length: 0\n\n`),
   raw('no Host header', `POST ${WEBHOOK_PATH} HTTP/1.1\r\nConnection: close\r\n\r\n`),
   signed('lowercase method post, signed', 'evt_matrix_lower', { method: 'post' }),
-  signed('dot segment in the path, signed', 'evt_matrix_dot', {
-    target: '/webhooks/./platform',
-  }),
   signed('Content-Length twice, same value, signed', 'evt_matrix_two_lengths', {
     twoLengths: true,
   }),
