@@ -6,16 +6,19 @@
  *
  * - `timers`: the timer mechanism alone, `count` sleeps and nothing else;
  * - `deliver`: `count` deliveries through runBatch (concurrency = count) whose first attempt
- *   gets 503 and second 200, from an in-process fake fetch; deliver() sleeps between them.
+ *   gets 503 and second 200, from an in-process fake fetch. runBatch takes each event from a
+ *   generator as it starts it, so what is held while they wait is the deliveries themselves.
  *
- * Two timer mechanisms: `set-timeout`, one timer per sleep (deliver()'s default today), and
- * `heap`, simulator/retry-scheduler.ts (one timer for the earliest of a min-heap).
+ * Two timer mechanisms: `set-timeout`, one timer per sleep (for `deliver`, a `sleep` option,
+ * as a caller that brings its own gets), and `heap`, simulator/retry-scheduler.ts (one timer
+ * for the earliest of a min-heap; for `deliver`, its default path, where a waiting delivery
+ * is a heap entry and no promise).
  */
 import { createHmac } from 'node:crypto';
-import { createDelivery, loadFixture } from '../simulator/events.ts';
-import { createRetryScheduler } from '../simulator/retry-scheduler.ts';
+import { createDelivery, loadFixture, type PlatformEvent } from '../simulator/events.ts';
+import { createRetryScheduler, type RetryScheduler } from '../simulator/retry-scheduler.ts';
 import { runBatch } from '../simulator/run.ts';
-import type { Signer } from '../simulator/sign.ts';
+import { SIGNATURE_HEADER, type Signer } from '../simulator/sign.ts';
 import { BENCH_SECRET } from './deliveries.ts';
 
 export const LOADS = ['timers', 'deliver'] as const;
@@ -42,7 +45,7 @@ export interface MemorySnapshot {
 
 /** The figures of one run; lateness is fire time minus due time, in ms. */
 export interface ScenarioResult extends ScenarioOptions {
-  /** Before any retry was scheduled (the events of the deliver load already exist). */
+  /** Before any retry was scheduled or any event of the deliver load was made. */
   before: MemorySnapshot;
   /** Right after the last retry was scheduled. */
   pending: MemorySnapshot;
@@ -67,7 +70,7 @@ type Gc = () => void;
 export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
   const gc = (globalThis as { gc?: Gc }).gc;
   const startedMs = performance.now();
-  const events = options.load === 'deliver' ? await createEvents(options.count) : ([] as const);
+  const fixture = await loadFixture('install.created');
   const before = snapshotMemory(gc);
 
   const recorder = createLatenessRecorder(options.count, selectTimer(options.timer));
@@ -84,7 +87,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     );
     await Promise.all(fires);
   } else {
-    const report = await runBatch(events, {
+    const report = await runBatch(createEvents(fixture, options.count), {
       // Never contacted: the injected fetch answers in process.
       url: 'http://127.0.0.1/webhooks/platform',
       sign: createNodeSigner(BENCH_SECRET),
@@ -96,7 +99,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         const floor = options.minDelayMs / options.maxDelayMs;
         return floor + (1 - floor) * Math.random();
       },
-      sleep: recorder.sleep,
+      ...(options.timer === 'heap' ? { scheduler: recorder.scheduler } : { sleep: recorder.sleep }),
     });
     delivered = report.summary.delivered;
   }
@@ -128,8 +131,8 @@ function selectTimer(timer: ScenarioOptions['timer']): Timer {
 }
 
 /**
- * A sleep for deliver() that notes, for each call, the due time (now + ms, as deliver()
- * computed the delay just before) and the time the timer actually fired.
+ * A sleep, and a scheduler for deliver(), that note for each wait the due time (now + ms, as
+ * deliver() computed the delay just before) and the time it actually fired.
  */
 function createLatenessRecorder(count: number, timer: Timer) {
   const latenessMs = new Float64Array(count);
@@ -142,23 +145,41 @@ function createLatenessRecorder(count: number, timer: Timer) {
     onAllScheduled = resolve;
   });
 
+  const noteScheduled = (nowMs: number) => {
+    if (scheduled === 0) firstScheduledMs = nowMs;
+    lastScheduledMs = nowMs;
+    scheduled++;
+    if (scheduled === count) onAllScheduled();
+  };
+  const noteFired = (ms: number) => {
+    if (fired < count) latenessMs[fired] = ms;
+    fired++;
+  };
+
   const sleep: Sleep = (ms) =>
     new Promise((resolve) => {
       const nowMs = performance.now();
       const dueMs = nowMs + ms;
-      if (scheduled === 0) firstScheduledMs = nowMs;
-      lastScheduledMs = nowMs;
-      scheduled++;
-      if (scheduled === count) onAllScheduled();
+      noteScheduled(nowMs);
       timer(ms, () => {
-        if (fired < count) latenessMs[fired] = performance.now() - dueMs;
-        fired++;
+        noteFired(performance.now() - dueMs);
         resolve();
       });
     });
 
+  // The scheduler reports each fire itself, so no callback is wrapped: a waiting delivery
+  // costs here what it costs without the bench.
+  const heap = createRetryScheduler({ onFire: (dueMs, firedMs) => noteFired(firedMs - dueMs) });
+  const scheduler: Pick<RetryScheduler, 'scheduleAfter'> = {
+    scheduleAfter<T>(delayMs: number, fire: (item: T) => void, item?: T) {
+      noteScheduled(performance.now());
+      heap.scheduleAfter(delayMs, fire, item as T);
+    },
+  };
+
   return {
     sleep,
+    scheduler,
     allScheduled,
     pending: () => scheduled - fired,
     scheduleSpanMs: () => lastScheduledMs - firstScheduledMs,
@@ -170,21 +191,20 @@ function spreadDelayMs(options: ScenarioOptions): number {
   return options.minDelayMs + (options.maxDelayMs - options.minDelayMs) * Math.random();
 }
 
-async function createEvents(count: number) {
-  const fixture = await loadFixture('install.created');
-  return Array.from({ length: count }, () => createDelivery(fixture));
+function* createEvents(fixture: PlatformEvent, count: number): Generator<PlatformEvent> {
+  for (let made = 0; made < count; made++) yield createDelivery(fixture);
 }
 
 /**
- * 503 to an event's first attempt, 200 to its second. deliver() encodes an event once and
- * resends the same bytes, so the body object itself tells a retry from a first attempt.
+ * 503 to an event's first attempt, 200 to its second. The signature header tells one event
+ * from another: deliver() signs an event once and sends it under the same one every time.
  */
 function createFailOnceFetch(): typeof fetch {
-  const seen = new WeakSet<object>();
+  const waitingForRetry = new Set<string>();
   return async (_input, init) => {
-    const body = init?.body as object;
-    if (seen.has(body)) return new Response(null, { status: 200 });
-    seen.add(body);
+    const signature = new Headers(init?.headers).get(SIGNATURE_HEADER) ?? '';
+    if (waitingForRetry.delete(signature)) return new Response(null, { status: 200 });
+    waitingForRetry.add(signature);
     return new Response(null, { status: 503 });
   };
 }

@@ -3,7 +3,7 @@
  * each within 50 ms of its due time (issue #5; reported, not asserted)? Runs each scenario of
  * bench/retry-scenario.ts in a fresh Node process with --expose-gc: the timers alone and whole
  * deliveries (first attempt 503, second 200, no network), each with one setTimeout per sleep
- * (deliver()'s default) and with simulator/retry-scheduler.ts. Markdown on stdout, or one JSON
+ * and with simulator/retry-scheduler.ts (deliver()'s default). Markdown on stdout, or one JSON
  * document with --json; progress on stderr. Every run is bounded.
  *
  *   --count N          retries pending at once (default 100000)
@@ -156,7 +156,8 @@ function toMarkdown(document: Document): string {
     '',
     'Memory after a full GC (--expose-gc) once the last retry was scheduled; lateness = fire ' +
       'time - due time by performance.now(), due time = when the delay was computed + delay. ' +
-      '"deliver" holds the events and their deliveries too (runBatch, concurrency = count).' +
+      '"deliver": runBatch, concurrency = count, each event made as its delivery starts and ' +
+      'held from then on as its signed bytes; "set-timeout" there is a sleep option.' +
       `${document.settings.quietMachine ? '' : ' Another bench/run.ts was running: disturbed.'}`,
   ].join('\n');
 }

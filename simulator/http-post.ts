@@ -154,8 +154,8 @@ async function followRedirect(
   return { status: response.status, retryAfter: response.headers.get('retry-after') };
 }
 
-// What AbortSignal.timeout() aborts with, and what fetch then rejects with.
-function timeoutError(): DOMException {
+/** What AbortSignal.timeout() aborts with, and what fetch then rejects with. */
+export function timeoutError(): DOMException {
   return new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 }
 

@@ -1,9 +1,20 @@
-import { type DeliverOptions, type DeliveryResult, deliver } from './deliver.ts';
+import {
+  createDeliverer,
+  type DeliverOptions,
+  type DeliveryResult,
+  type FinishedDelivery,
+} from './deliver.ts';
 import type { PlatformEvent } from './events.ts';
 import { SimulatorError } from './simulator-error.ts';
 
 /** Deliveries in flight at once unless told otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * Deliveries started in one turn of the event loop at most. Started all in one turn, 100,000
+ * first attempts would hold their requests and answers at once and keep every timer waiting.
+ */
+const STARTS_PER_TURN = 256;
 
 /** Options for {@link runBatch}: delivery options plus the worker count and a per-result hook. */
 export type RunOptions = DeliverOptions & {
@@ -29,11 +40,16 @@ export type RunReport = {
   summary: RunSummary;
 };
 
-// LIMITATION: each delivery in flight holds its event, body and attempts (about 8 KB of RSS
-// each), so 100,000 retries pending at once take some 850 MB, not 200 (bench:scheduler).
-/** Delivers a batch with `concurrency` workers pulling from one queue. */
+// LIMITATION: the report holds every result whole, built once the batch ends: about 1 KB each
+// (the event parsed back, every attempt's record), so 100,000 deliveries that waited in under
+// 200 MB end in a report of some 100 MB more (npm run bench:scheduler, peak RSS).
+/**
+ * Delivers a batch with at most `concurrency` deliveries in flight, taking events in order as
+ * slots free up; an event is read from `events` only when its delivery starts. The first error
+ * (a signer or hook that throws) rejects the batch, and no event is started after it.
+ */
 export async function runBatch(
-  events: readonly PlatformEvent[],
+  events: Iterable<PlatformEvent>,
   options: RunOptions,
 ): Promise<RunReport> {
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -44,21 +60,74 @@ export async function runBatch(
     );
   }
 
-  const results: DeliveryResult[] = new Array(events.length);
-  let next = 0;
+  const results = await new Promise<DeliveryResult[]>((resolve, reject) => {
+    // Finished deliveries stay as small as they waited; the full results are built once, at
+    // the end, so the heap does not grow by a whole result per delivery while retries fire.
+    const finished: (FinishedDelivery | undefined)[] = [];
+    const waiting = events[Symbol.iterator]();
+    let inFlight = 0;
+    let exhausted = false;
+    let failed = false;
+    let refillQueued = false;
 
-  async function work(): Promise<void> {
-    // `next++` runs between awaits, so no two workers take the same event.
-    for (let index = next++; index < events.length; index = next++) {
-      const event = events[index] as PlatformEvent;
-      const result = await deliver(event, options);
-      results[index] = result;
-      await options.onResult?.(result);
+    const fail = (error: unknown) => {
+      failed = true;
+      reject(error);
+    };
+
+    const onFinished = (delivery: FinishedDelivery, index: number) => {
+      finished[index] = delivery;
+      let hooked: void | Promise<void>;
+      try {
+        hooked = options.onResult?.(deliverer.toResult(delivery));
+      } catch (error) {
+        // Failed here and now: through the delivery's promises, other slots could free first.
+        fail(error);
+        return;
+      }
+      // The slot stays taken until the hook is done, so a slow DLQ append holds back new sends.
+      Promise.resolve(hooked).then(() => {
+        inFlight--;
+        startMore();
+      }, fail);
+    };
+    const deliverer = createDeliverer(options, { onFinished, onError: fail });
+
+    function startMore(): void {
+      try {
+        for (let startedNow = 0; !failed && !exhausted && inFlight < concurrency; startedNow++) {
+          if (startedNow === STARTS_PER_TURN) {
+            queueRefill();
+            return;
+          }
+          const next = waiting.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          inFlight++;
+          // A slot per event as it starts keeps the array packed whatever order they end in.
+          deliverer.start(next.value, finished.push(undefined) - 1);
+        }
+        if (exhausted && inFlight === 0) {
+          resolve(finished.map((delivery) => deliverer.toResult(delivery as FinishedDelivery)));
+        }
+      } catch (error) {
+        fail(error);
+      }
     }
-  }
 
-  const workerCount = Math.min(concurrency, events.length);
-  await Promise.all(Array.from({ length: workerCount }, work));
+    function queueRefill(): void {
+      if (refillQueued) return;
+      refillQueued = true;
+      setImmediate(() => {
+        refillQueued = false;
+        startMore();
+      });
+    }
+
+    startMore();
+  });
 
   return { results, summary: summariseResults(results) };
 }

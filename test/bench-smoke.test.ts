@@ -76,15 +76,53 @@ describe('npm run bench:breakdown', () => {
   );
 });
 
+describe('npm run bench:scheduler, deliver', () => {
+  // A small run of each delivery scenario: no figure is asserted, only that every delivery was
+  // pending at once, fired, and got through. One scenario per run skips the quiet-machine wait.
+  const count = 2000;
+  const runScenario = async (scenario: string) => {
+    const args = ['--scenario', scenario, '--count', String(count)];
+    // Due well after the last first attempt, so all are pending at the snapshot.
+    args.push('--min-delay-ms', '1500', '--max-delay-ms', '2000');
+    const { code, stdout, stderr } = await runBench('bench/retry-scheduler.ts', args, [
+      '--expose-gc',
+    ]);
+    expect(code, stderr).toBe(0);
+    return JSON.parse(stdout);
+  };
+
+  it(
+    'holds every delivery pending at once on the heap, then fires each, never early',
+    async () => {
+      const result = await runScenario('deliver:heap');
+      expect(result).toMatchObject({ pendingAtSnapshot: count, fired: count, delivered: count });
+      expect(result.early).toBe(0);
+      expect(result.pending.rssBytes).toBeGreaterThan(0);
+    },
+    BENCH_TIMEOUT_MS + 5_000,
+  );
+
+  it(
+    'holds every delivery pending at once on a sleep option, then delivers each',
+    async () => {
+      // setTimeout rounds to whole milliseconds, so some of its fires come a little early.
+      const result = await runScenario('deliver:set-timeout');
+      expect(result).toMatchObject({ pendingAtSnapshot: count, fired: count, delivered: count });
+    },
+    BENCH_TIMEOUT_MS + 5_000,
+  );
+});
+
 // Helpers
 
 /** Runs a bench script as its own process, killed if it outlives BENCH_TIMEOUT_MS. */
 function runBench(
   script: string,
   args: string[],
+  nodeFlags: string[] = [],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

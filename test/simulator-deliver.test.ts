@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MAX_ATTEMPTS } from '../simulator/backoff.ts';
 import { type AttemptReport, deliver } from '../simulator/deliver.ts';
 import { loadFixture } from '../simulator/events.ts';
@@ -159,6 +159,54 @@ describe('deliver', () => {
     expect(result.attempts[0]).toMatchObject({ status: null, error: 'timed out after 5ms' });
   });
 
+  it('sends text outside ASCII byte for byte, and reports the event as it was sent', async () => {
+    const target = createFakeTarget(answerInTurn(503));
+    const event = await loadFixture('review.posted');
+    event.data.text = 'Zoë liked it — 日本語 too 🎉';
+
+    const result = await deliver(event, {
+      url: URL,
+      sign,
+      fetch: target.fetch,
+      ...createFakeClock(),
+    });
+
+    expect(target.received.map((r) => r.raw)).toEqual([
+      JSON.stringify(event),
+      JSON.stringify(event),
+    ]);
+    expect(target.received.every((r) => r.signatureValid)).toBe(true);
+    expect(result.event).toEqual(event);
+  });
+
+  it('waits for its retry on a scheduler of its own when given no sleep', async () => {
+    const target = createFakeTarget(answerInTurn(503, 'down'));
+
+    const result = await deliver(await loadFixture('install.created'), {
+      url: URL,
+      sign,
+      fetch: target.fetch,
+      // Every delay under 4 ms of real time.
+      backoff: { scale: 0.001 },
+    });
+
+    expect(result.delivered).toBe(true);
+    expect(result.attempts.map((a) => a.status)).toEqual([503, null, 200]);
+  });
+
+  it('leaves no timer running once an attempt over fetch has its answer', async () => {
+    vi.useFakeTimers();
+    try {
+      const target = createFakeTarget();
+
+      await deliver(await loadFixture('install.created'), { url: URL, sign, fetch: target.fetch });
+
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('refuses fewer than one attempt with invalid_option', async () => {
     const delivery = deliver(await loadFixture('install.created'), {
       url: URL,
@@ -167,6 +215,23 @@ describe('deliver', () => {
     });
 
     await expect(delivery).rejects.toMatchObject({ code: 'invalid_option' });
+  });
+
+  it('always delivers the exact bytes it signed, and reports them as the event', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.string(), fc.string({ unit: 'binary' })), async (data) => {
+        const target = createFakeTarget();
+        const event = { id: 'evt_1', type: 'review.posted', created_at: '2026-12-01', data };
+
+        const result = await deliver(event, { url: URL, sign, fetch: target.fetch });
+
+        const [received] = target.received;
+        expect(received?.raw).toBe(JSON.stringify(event));
+        expect(received?.signatureValid).toBe(true);
+        expect(result.event).toEqual(JSON.parse(JSON.stringify(event)));
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('never makes more than 7 attempts, and stops at the first 2xx', async () => {

@@ -12,7 +12,7 @@ import {
 } from '../simulator/dlq.ts';
 import { loadFixture } from '../simulator/events.ts';
 import { createSigner } from '../simulator/sign.ts';
-import { createFakeClock, createFakeTarget, SECRET } from './simulator-fakes.ts';
+import { answerInTurn, createFakeClock, createFakeTarget, SECRET } from './simulator-fakes.ts';
 
 const URL = 'http://127.0.0.1:3000/webhooks/platform';
 
@@ -112,6 +112,48 @@ describe('readDeadLetters', () => {
     await expect(readDeadLetters(join(dir, 'missing.jsonl'))).rejects.toMatchObject({
       code: 'dlq_unreadable',
     });
+  });
+});
+
+describe('simulate --dlq', () => {
+  it('writes every attempt of a dead letter with its own status, error and time', async () => {
+    const path = join(dir, 'dlq.jsonl');
+    const clock = createFakeClock();
+    const startedMs = clock.now();
+    const target = createFakeTarget(answerInTurn(503, 'down', 500, 'down', 429, 500, 502));
+
+    const code = await main(['--event', 'payout.paid', '--dlq', path], {
+      ...quietIo(),
+      ...clock,
+      fetch: target.fetch,
+      // Each delay is then half its ceiling: 0.5, 1, 2, 4, 8 and 16 s.
+      random: () => 0.5,
+    });
+
+    expect(code).toBe(1);
+    const [record, ...others] = await readDeadLetters(path);
+    expect(others).toEqual([]);
+    expect(record?.event).toEqual(target.received[0]?.event);
+    const refused = 'fetch failed (ECONNREFUSED)';
+    const waitsMs = [0, 500, 1000, 2000, 4000, 8000, 16_000];
+    const answers: [number | null, string | null][] = [
+      [503, null],
+      [null, refused],
+      [500, null],
+      [null, refused],
+      [429, null],
+      [500, null],
+      [502, null],
+    ];
+    let atMs = startedMs;
+    expect(record?.attempts).toEqual(
+      answers.map(([status, error], index) => {
+        atMs += waitsMs[index] ?? 0;
+        const at = new Date(atMs).toISOString();
+        return { attempt: index + 1, status, error, at, duration_ms: 0 };
+      }),
+    );
+    expect(record?.dead_lettered_at).toBe(new Date(atMs).toISOString());
   });
 });
 

@@ -87,6 +87,96 @@ describe('runBatch', () => {
     expect(seen.sort()).toEqual(events.map((e) => e.id).sort());
   });
 
+  it('takes each event from an iterable only when its delivery starts', async () => {
+    const fixture = await loadFixture('install.created');
+    const parked: (() => void)[] = [];
+    const target = createFakeTarget();
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      await new Promise<void>((release) => parked.push(release));
+      return target.fetch(input, init);
+    };
+    let taken = 0;
+    function* events() {
+      while (taken < 5) {
+        taken++;
+        yield createDelivery(fixture);
+      }
+    }
+
+    const batch = runBatch(events(), { url: URL, sign, fetch, concurrency: 2 });
+    await until(() => parked.length === 2);
+    expect(taken).toBe(2);
+
+    await until(() => {
+      for (const release of parked.splice(0)) release();
+      return taken === 5 && target.received.length === 5;
+    });
+    expect((await batch).summary.delivered).toBe(5);
+  });
+
+  it('returns results in the order of the events given, whatever order they finish in', async () => {
+    const events = await copies('install.created', 4);
+    const [slow] = events.map((e) => e.id);
+    let slowAnswered = false;
+    const target = createFakeTarget((received) => {
+      if (received.event.id !== slow || slowAnswered) return answerOk(received);
+      slowAnswered = true;
+      return new Response(null, { status: 503 });
+    });
+    const finished: string[] = [];
+
+    const { results } = await runBatch(events, {
+      url: URL,
+      sign,
+      fetch: target.fetch,
+      ...createFakeClock(),
+      onResult: (result) => {
+        finished.push(result.event.id);
+      },
+    });
+
+    expect(finished.at(-1)).toBe(slow);
+    expect(results.map((r) => r.event.id)).toEqual(events.map((e) => e.id));
+    expect(results.map((r) => r.attempts.length)).toEqual([2, 1, 1, 1]);
+  });
+
+  it('starts no event once a hook has thrown, and rejects with its error', async () => {
+    const events = await copies('install.created', 5);
+    const target = createFakeTarget();
+    const broken = new Error('disk full');
+    let results = 0;
+
+    const batch = runBatch(events, {
+      url: URL,
+      sign,
+      fetch: target.fetch,
+      concurrency: 2,
+      onResult: () => {
+        if (++results === 1) throw broken;
+      },
+    });
+
+    await expect(batch).rejects.toBe(broken);
+    await until(() => results === 2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(target.received).toHaveLength(2);
+  });
+
+  it('delivers a batch wider than it starts in one turn of the event loop', async () => {
+    const events = await copies('payout.paid', 600);
+    const target = createFakeTarget();
+
+    const { summary } = await runBatch(events, {
+      url: URL,
+      sign,
+      fetch: target.fetch,
+      concurrency: events.length,
+    });
+
+    expect(summary).toMatchObject({ sent: 600, delivered: 600 });
+    expect(new Set(target.received.map((r) => r.event.id)).size).toBe(600);
+  });
+
   it('refuses a concurrency of 0 with invalid_option', async () => {
     await expect(runBatch([], { url: URL, sign, concurrency: 0 })).rejects.toMatchObject({
       code: 'invalid_option',

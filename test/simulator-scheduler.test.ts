@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deliver } from '../simulator/deliver.ts';
 import { createRetryScheduler } from '../simulator/retry-scheduler.ts';
+import { runBatch } from '../simulator/run.ts';
 import { createSigner } from '../simulator/sign.ts';
 import { answerInTurn, createFakeTarget, SECRET } from './simulator-fakes.ts';
 
@@ -176,6 +177,91 @@ describe('createRetryScheduler', () => {
     expect(result.attempts.map((a) => a.status)).toEqual([503, 200]);
   });
 
+  it('hands each item to its callback, as setTimeout hands on its extra arguments', () => {
+    const timers = createManualTimers();
+    const scheduler = createRetryScheduler(timers);
+    const fired: string[] = [];
+    const note = (item: { name: string }) => fired.push(item.name);
+
+    scheduler.schedule(20, note, { name: 'second' });
+    scheduler.scheduleAfter(10, note, { name: 'first' });
+    timers.advanceTo(100);
+
+    expect(fired).toEqual(['first', 'second']);
+  });
+
+  it('tells onFire each due time and the clock as it fires, before the callback runs', () => {
+    const timers = createManualTimers({ earlyShare: 0.5 });
+    const heard: string[] = [];
+    const scheduler = createRetryScheduler({
+      ...timers,
+      onFire: (dueMs, firedMs) => heard.push(`due ${dueMs} fired ${firedMs}`),
+    });
+
+    scheduler.scheduleAfter(40, () => heard.push('callback'));
+    timers.advanceTo(100);
+
+    expect(heard).toEqual(['due 40 fired 40', 'callback']);
+  });
+
+  it('leaves an item that comes due while callbacks run for its next turn', () => {
+    let nowMs = 0;
+    const armed: (() => void)[] = [];
+    const scheduler = createRetryScheduler({
+      now: () => nowMs,
+      setTimer: (fire) => armed.push(fire),
+      clearTimer: () => undefined,
+    });
+    const fired: string[] = [];
+
+    scheduler.schedule(10, () => {
+      fired.push('slow');
+      nowMs += 5;
+    });
+    scheduler.schedule(12, () => fired.push('came due meanwhile'));
+    nowMs = 10;
+    armed.shift()?.();
+
+    expect(fired).toEqual(['slow']);
+    armed.shift()?.();
+    expect(fired).toEqual(['slow', 'came due meanwhile']);
+  });
+
+  it('holds 1,000 deliveries waiting to retry as 1,000 entries under one timer', async () => {
+    const timers = createManualTimers();
+    const scheduler = createRetryScheduler(timers);
+    const attempts = new Map<string, number>();
+    const target = createFakeTarget((received) => {
+      const seen = (attempts.get(received.event.id) ?? 0) + 1;
+      attempts.set(received.event.id, seen);
+      return new Response(null, { status: seen === 1 ? 503 : 200 });
+    });
+    const events = Array.from({ length: 1000 }, (_, i) => ({
+      id: `evt_${i}`,
+      type: 'install.created',
+      created_at: '2026-12-01T12:00:00Z',
+      data: {},
+    }));
+
+    const batch = runBatch(events, {
+      url: 'http://127.0.0.1/webhooks/platform',
+      sign: createSigner(SECRET),
+      fetch: target.fetch,
+      concurrency: events.length,
+      scheduler,
+    });
+    while (scheduler.size() < events.length) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(timers.armed()).toBe(1);
+
+    timers.advanceTo(MAX_FIRST_RETRY_MS);
+    const { summary } = await batch;
+
+    expect(summary).toMatchObject({ sent: 1000, delivered: 1000, retried: 1000 });
+    expect(scheduler.size()).toBe(0);
+  });
+
   it('always fires every item exactly once, never early, in due order', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 200 }), earlyShareArb, (steps, earlyShare) => {
@@ -225,6 +311,9 @@ describe('createRetryScheduler', () => {
 // Helpers
 
 const MAX_DUE_IN_MS = 5000;
+
+/** The first retry waits up to the 1 s base delay. */
+const MAX_FIRST_RETRY_MS = 1000;
 
 type Fire = { id: number; dueMs: number };
 
