@@ -1,4 +1,5 @@
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,23 @@ describe.each(RUNTIMES)('handler.ts on %s', (runtime) => {
     expect(handler.deliveries()).toContainEqual(
       expect.objectContaining({ event_id: `evt_smoke_${runtime}`, outcome: 'not_sent' }),
     );
+  });
+
+  it('keeps one kept-alive connection through 401s and 413s for a declared length', async () => {
+    // Regression: Deno closed the connection after a 413 whose body was left unread.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const oversized = Buffer.alloc(1024 * 1024 + 1, 0x61);
+    const ports: number[] = [];
+    try {
+      for (const body of [oversized, Buffer.from('{}'), oversized, oversized]) {
+        const answer = await post(agent, `${handler.origin}/webhooks/platform`, body);
+        expect(answer.status).toBe(body === oversized ? 413 : 401);
+        ports.push(answer.localPort);
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect(new Set(ports).size).toBe(1);
   });
 
   it('exits 0 on SIGTERM', async () => {
@@ -107,4 +125,26 @@ function copiedProject(dotEnv: string, prefix = 'copied-handler-'): string {
   symlinkSync(join(root, 'node_modules'), join(project, 'node_modules'));
   writeFileSync(join(project, '.env'), dotEnv);
   return project;
+}
+
+/** POSTs `body` with a declared length through `agent`; resolves with the status and socket. */
+function post(
+  agent: Agent,
+  url: string,
+  body: Buffer,
+): Promise<{ status: number; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, {
+      method: 'POST',
+      agent,
+      headers: { 'content-length': body.length, 'x-platform-signature': 'a'.repeat(64) },
+    });
+    outgoing.on('error', reject);
+    outgoing.on('response', (response) => {
+      const localPort = response.socket.localPort ?? -1;
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, localPort }));
+    });
+    outgoing.end(body);
+  });
 }
