@@ -191,13 +191,11 @@ function toMarkdown(breakdowns: Breakdown[]): string {
     `| stage | ${breakdowns.map((b) => b.runtime).join(' | ')} |`,
     `| --- | ${breakdowns.map(() => '---').join(' | ')} |`,
   ];
-  const first = breakdowns[0];
-  const body = first
-    ? rows(first).map(
-        (_, index) =>
-          `| ${rows(first)[index]?.[0]} | ${breakdowns.map((b) => rows(b)[index]?.[1]).join(' | ')} |`,
-      )
-    : [];
+  const table = breakdowns.map(rows);
+  const body = (table[0] ?? []).map(([stage], index) => {
+    const cells = table.map((runtimeRows) => runtimeRows[index]?.[1]);
+    return `| ${stage} | ${cells.join(' | ')} |`;
+  });
   const answers = breakdowns.map(
     (b) =>
       `${b.runtime}: ${Object.entries(b.statuses)

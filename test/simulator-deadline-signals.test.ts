@@ -24,7 +24,7 @@ describe('createDeadlineSignals', () => {
     expect(signal.reason).toMatchObject({ name: 'TimeoutError' });
   });
 
-  it('gives attempts due to time out in the same millisecond one signal, and others their own', () => {
+  it('gives attempts timing out in the same millisecond one signal, others their own', () => {
     const takeSignal = createDeadlineSignals(reason, Date.now);
 
     const first = takeSignal(100);

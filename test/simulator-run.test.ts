@@ -114,7 +114,7 @@ describe('runBatch', () => {
     expect((await batch).summary.delivered).toBe(5);
   });
 
-  it('returns results in the order of the events given, whatever order they finish in', async () => {
+  it('returns results in the order of the events, whatever order they finish in', async () => {
     const events = await copies('install.created', 4);
     const [slow] = events.map((e) => e.id);
     let slowAnswered = false;
