@@ -305,10 +305,10 @@ const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 const RFC3339_PATTERN =
   /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
-/** Decodes and validates a verified body. Call it only after the signature passed. */
 // Fatal: a body that is not UTF-8 is refused rather than read with replacement characters.
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
+/** Decodes and validates a verified body. Call it only after the signature passed. */
 export function parseEvent(body: Uint8Array): ParseResult {
   let value: unknown;
   try {
