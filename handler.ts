@@ -850,7 +850,6 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
     const startedAt = performance.now();
     if (!accepting) {
       // A keep-alive connection can still bring a request after the server stopped listening.
-      c.header('Connection', 'close');
       return refuse(c, startedAt, 'shutting_down', 'The handler is restarting; retry shortly.');
     }
 
@@ -907,6 +906,9 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
     if (result.detail !== undefined) line.detail = result.detail;
     if (result.text !== undefined) line.text = result.text;
     log(line);
+    // Draining: tell the sender not to reuse the connection, which is about to close. Bun and
+    // Deno close it without a word, and a request sent on it then meets a reset.
+    if (!accepting) c.header('Connection', 'close');
     if (result.retryAfterSeconds !== undefined) {
       c.header('Retry-After', String(result.retryAfterSeconds));
     }
@@ -930,7 +932,9 @@ export function createWebhookHandler(options: HandlerOptions): WebhookHandler {
   app.notFound((c) => {
     // Node and Bun resolve dot segments (/webhooks/./platform) before routing, Deno routes the
     // path as sent: resolving it here makes all three answer alike, at no cost to other paths.
-    if (new URL(c.req.url).pathname === WEBHOOK_PATH) return webhook(c);
+    // (Bun hands a CONNECT request over with a bare host:port as its URL, hence canParse.)
+    const url = c.req.url;
+    if (URL.canParse(url) && new URL(url).pathname === WEBHOOK_PATH) return webhook(c);
     return c.json({ error: 'not_found', message: `Deliveries go to ${WEBHOOK_PATH}.` }, 404);
   });
   app.onError((error, c) => {

@@ -186,7 +186,8 @@ function toMarkdown(breakdowns: Breakdown[]): string {
     `Written by \`npm run bench:breakdown\`: server CPU µs per delivery, lowest of ${repeats}, ` +
       `at a fixed ${rate} deliveries/s over ${CONNECTIONS} connections, ${durationSeconds} s ` +
       `each. A stage's cost is the difference between the harness with and without it, so ` +
-      'expect a microsecond or two of noise in each; RSS is taken after the last measurement.',
+      'expect several microseconds of noise in each, more in short runs; RSS is taken after ' +
+      'the last measurement.',
     '',
     `| stage | ${breakdowns.map((b) => b.runtime).join(' | ')} |`,
     `| --- | ${breakdowns.map(() => '---').join(' | ')} |`,

@@ -114,6 +114,17 @@ const RUNTIME_DEPENDENT: InputClass[] = [
   raw('bare LF line endings', `POST ${WEBHOOK_PATH} HTTP/1.1\nHost: x\nContent-Length: 0\n\n`),
   raw('no Host header', `POST ${WEBHOOK_PATH} HTTP/1.1\r\nConnection: close\r\n\r\n`),
   signed('lowercase method post, signed', 'evt_matrix_lower', { method: 'post' }),
+  signed('backslash in the path, signed', 'evt_matrix_backslash', {
+    target: '/webhooks\\platform',
+  }),
+  signed('60 KiB query string, signed', 'evt_matrix_long_query', {
+    target: `${WEBHOOK_PATH}?pad=${'x'.repeat(60 * 1024)}`,
+  }),
+  raw('CONNECT request', 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n'),
+  raw(
+    'Content-Length of 200 MB, no body sent',
+    `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\nConnection: close\r\n\r\n`,
+  ),
   signed('Content-Length twice, same value, signed', 'evt_matrix_two_lengths', {
     twoLengths: true,
   }),

@@ -403,6 +403,32 @@ describe('shutting down', () => {
     expect(await idle).toBe(true);
   });
 
+  it('closes the connection of a delivery that finishes while draining', async () => {
+    const { handler } = setup();
+    const before = await handler.fetch(delivery(installEvent({ id: 'evt_before_drain' })));
+    expect(before.status).toBe(200);
+    expect(before.headers.get('connection')).toBeNull();
+
+    let releaseSlack = () => {};
+    const slackHeld = new Promise<void>((resolve) => {
+      releaseSlack = resolve;
+    });
+    slack.use(
+      http.post(SLACK_URL, async () => {
+        await slackHeld;
+        return HttpResponse.text('ok');
+      }),
+    );
+
+    const answer = handler.fetch(delivery(installEvent()));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    handler.stopAccepting();
+    releaseSlack();
+    const drained = await answer;
+    expect(drained.status).toBe(200);
+    expect(drained.headers.get('connection')).toBe('close');
+  });
+
   it('answers 503 shutting_down to a delivery that arrives after stopAccepting', async () => {
     const { handler } = setup();
     handler.stopAccepting();

@@ -1,5 +1,6 @@
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,32 @@ describe.each(RUNTIMES)('handler.ts on %s', (runtime) => {
       agent.destroy();
     }
     expect(new Set(ports).size).toBe(1);
+  });
+
+  it('never processes a signed request sent inside the body of a refused one', async () => {
+    const hidden = JSON.stringify(installEvent({ id: `evt_hidden_${runtime}` }));
+    const inner =
+      `POST /webhooks/platform HTTP/1.1\r\nHost: x\r\nContent-Length: ${hidden.length}\r\n` +
+      `X-Platform-Signature: ${sign(hidden)}\r\n\r\n${hidden}`;
+    // Declares far more than it sends, so every byte after the head belongs to the 2 MB body.
+    const outer =
+      'POST /webhooks/platform HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n' +
+      `X-Platform-Signature: ${'a'.repeat(64)}\r\n\r\n`;
+    const { port } = new URL(handler.origin);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => {}); // the runtime may reset the refused upload
+    socket.write(outer + inner);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    socket.destroy();
+
+    await vi.waitFor(() =>
+      expect(handler.deliveries()).toContainEqual(
+        expect.objectContaining({ outcome: 'body_too_large' }),
+      ),
+    );
+    expect(handler.deliveries()).not.toContainEqual(
+      expect.objectContaining({ event_id: `evt_hidden_${runtime}` }),
+    );
   });
 
   it('exits 0 on SIGTERM', async () => {
