@@ -123,7 +123,8 @@ const RUNTIME_DEPENDENT: InputClass[] = [
   raw('CONNECT request', 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n'),
   raw(
     'Content-Length of 200 MB, no body sent',
-    `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\nConnection: close\r\n\r\n`,
+    `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n` +
+      'Connection: close\r\n\r\n',
   ),
   signed('Content-Length twice, same value, signed', 'evt_matrix_two_lengths', {
     twoLengths: true,
