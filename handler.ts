@@ -1202,7 +1202,7 @@ export async function start(): Promise<void> {
  * line cost Node about 40 us per delivery (npm run bench). A hard kill loses at most the
  * last few milliseconds of lines, never a delivery's effect.
  */
-function createLineWriter(): { write(line: string): void; flush(): void } {
+export function createLineWriter(): { write(line: string): void; flush(): void } {
   let pending: string[] = [];
   const flush = () => {
     if (pending.length === 0) return;

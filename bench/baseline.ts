@@ -7,25 +7,9 @@
  *   node --import tsx bench/baseline.ts | bun run bench/baseline.ts | deno run -A bench/baseline.ts
  */
 import { Hono } from 'hono';
+import { HOST, RUNTIME_NAME, serveOnLoopback } from './serve.ts';
 
 const WEBHOOK_PATH = '/webhooks/platform';
-const HOST = '127.0.0.1';
-
-interface RuntimeGlobals {
-  Bun?: {
-    serve(options: { port: number; hostname: string; fetch: App['fetch'] }): { port: number };
-  };
-  Deno?: {
-    serve(
-      options: { port: number; hostname: string; onListen?: () => void },
-      fetch: App['fetch'],
-    ): { addr: { port: number } };
-  };
-}
-
-type App = { fetch: (request: Request) => Response | Promise<Response> };
-
-const runtime = globalThis as typeof globalThis & RuntimeGlobals;
 const slackWebhookUrl = process.env.SLACK_WEBHOOK_URL?.trim() || undefined;
 const decoder = new TextDecoder();
 
@@ -44,21 +28,5 @@ app.post(WEBHOOK_PATH, async (c) => {
   return c.json({ ok: true, outcome: slackWebhookUrl ? 'posted' : 'not_sent' }, 200);
 });
 
-const fetchApp: App['fetch'] = (request) => app.fetch(request);
-const requestedPort = Number(process.env.PORT || 0);
-const port = await serve(requestedPort);
-const name = runtime.Bun ? 'bun' : runtime.Deno ? 'deno' : 'node';
-console.log(`baseline: listening on http://${HOST}:${port}${WEBHOOK_PATH} (${name})`);
-
-async function serve(requested: number): Promise<number> {
-  if (runtime.Bun)
-    return runtime.Bun.serve({ port: requested, hostname: HOST, fetch: fetchApp }).port;
-  if (runtime.Deno) {
-    const options = { port: requested, hostname: HOST, onListen: () => {} };
-    return runtime.Deno.serve(options, fetchApp).addr.port;
-  }
-  const { serve: serveNode } = await import('@hono/node-server');
-  return new Promise((resolve) => {
-    serveNode({ fetch: fetchApp, port: requested, hostname: HOST }, (info) => resolve(info.port));
-  });
-}
+const port = await serveOnLoopback((request) => app.fetch(request), Number(process.env.PORT || 0));
+console.log(`baseline: listening on http://${HOST}:${port}${WEBHOOK_PATH} (${RUNTIME_NAME})`);

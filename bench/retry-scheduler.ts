@@ -13,8 +13,8 @@
  *   --timer NAME       set-timeout, heap or all (default all)
  *   --json             print the JSON document instead of the Markdown
  */
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { runNodeScript } from './node-script.ts';
 import { waitForQuietMachine } from './quiet-machine.ts';
 import {
   LOADS,
@@ -23,7 +23,6 @@ import {
   type ScenarioResult,
   TIMERS,
 } from './retry-scenario.ts';
-import { ROOT } from './server-process.ts';
 import { round } from './stats.ts';
 
 /** Issue #5's targets. */
@@ -72,26 +71,13 @@ type Document = {
 async function runChild(scenario: Pick<ScenarioOptions, 'load' | 'timer'>) {
   const { count, minDelayMs, maxDelayMs } = flags.options;
   const args = [
-    ...['--expose-gc', '--import', 'tsx', 'bench/retry-scheduler.ts'],
     ...['--scenario', `${scenario.load}:${scenario.timer}`, '--count', String(count)],
     ...['--min-delay-ms', String(minDelayMs), '--max-delay-ms', String(maxDelayMs)],
   ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const timer = setTimeout(killOnExit, maxDelayMs + SCENARIO_GRACE_MS);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
+  const { code, stdout, stderr } = await runNodeScript('bench/retry-scheduler.ts', args, {
+    nodeFlags: ['--expose-gc'],
+    timeoutMs: maxDelayMs + SCENARIO_GRACE_MS,
   });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearTimeout(timer);
-  process.off('exit', killOnExit);
   if (code !== 0) {
     const name = `${scenario.load} on ${scenario.timer}`;
     throw new Error(`${name} exited with ${code ?? 'a signal'}: ${stderr.trim()}`);

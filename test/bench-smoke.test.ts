@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runNodeScript } from '../bench/node-script.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_TIMEOUT_MS = 90_000;
 
 describe('npm run bench --quick', () => {
@@ -115,32 +113,10 @@ describe('npm run bench:scheduler, deliver', () => {
 
 // Helpers
 
-/** Runs a bench script as its own process, killed if it outlives BENCH_TIMEOUT_MS. */
-function runBench(
-  script: string,
-  args: string[],
-  nodeFlags: string[] = [],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new Error(`bench did not finish in ${BENCH_TIMEOUT_MS} ms:\n${stderr}`));
-    }, BENCH_TIMEOUT_MS);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** Runs a bench script as its own process, stopped if it outlives BENCH_TIMEOUT_MS. */
+async function runBench(script: string, args: string[], nodeFlags: string[] = []) {
+  const run = await runNodeScript(script, args, { nodeFlags, timeoutMs: BENCH_TIMEOUT_MS });
+  if (run.timedOut)
+    throw new Error(`${script} did not finish in ${BENCH_TIMEOUT_MS} ms:\n${run.stderr}`);
+  return run;
 }

@@ -99,13 +99,7 @@ describe('POST /webhooks/platform', () => {
         if (pulled > 1000) controller.close();
       },
     });
-    const request = new Request('http://handler.test/webhooks/platform', {
-      method: 'POST',
-      headers: { 'x-platform-signature': 'a'.repeat(64) },
-      body: endless,
-      duplex: 'half',
-    } as RequestInit);
-    const response = await handler.fetch(request);
+    const response = await handler.fetch(streamedDelivery(endless));
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: 'body_too_large' });
     expect(pulled).toBeLessThan(10);
@@ -345,6 +339,32 @@ describe('GET /healthz', () => {
 
 // Helpers
 
+/** A POST whose body arrives as a stream, with no Content-Length, under a made-up signature. */
+function streamedDelivery(body: ReadableStream<Uint8Array>): Request {
+  return new Request('http://handler.test/webhooks/platform', {
+    method: 'POST',
+    headers: { 'x-platform-signature': 'a'.repeat(64) },
+    body,
+    duplex: 'half',
+  } as RequestInit);
+}
+
+/** Makes Slack hold every post until the returned function is called, then answer ok. */
+function holdSlack(): () => void {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  slack.use(
+    http.post(SLACK_URL, async ({ request }) => {
+      await held;
+      slackPosts.push(await request.json());
+      return HttpResponse.text('ok');
+    }),
+  );
+  return release;
+}
+
 function setup(overrides: Partial<HandlerOptions> = {}) {
   const lines: DeliveryLogLine[] = [];
   const handler = createWebhookHandler({
@@ -366,13 +386,7 @@ describe('a body that breaks off', () => {
         controller.error(new Error('socket hang up'));
       },
     });
-    const request = new Request('http://handler.test/webhooks/platform', {
-      method: 'POST',
-      headers: { 'x-platform-signature': 'a'.repeat(64) },
-      body: broken,
-      duplex: 'half',
-    } as RequestInit);
-    const response = await handler.fetch(request);
+    const response = await handler.fetch(streamedDelivery(broken));
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ error: 'body_unreadable' });
     expect(lines[0]).toMatchObject({ outcome: 'body_unreadable' });
@@ -381,17 +395,7 @@ describe('a body that breaks off', () => {
 
 describe('shutting down', () => {
   it('waits for a delivery in flight, and is idle at once when none is', async () => {
-    let releaseSlack = () => {};
-    const slackHeld = new Promise<void>((resolve) => {
-      releaseSlack = resolve;
-    });
-    slack.use(
-      http.post(SLACK_URL, async ({ request }) => {
-        await slackHeld;
-        slackPosts.push(await request.json());
-        return HttpResponse.text('ok');
-      }),
-    );
+    const releaseSlack = holdSlack();
     const { handler } = setup();
     expect(await handler.waitForIdle(10)).toBe(true);
 
@@ -409,17 +413,7 @@ describe('shutting down', () => {
     expect(before.status).toBe(200);
     expect(before.headers.get('connection')).toBeNull();
 
-    let releaseSlack = () => {};
-    const slackHeld = new Promise<void>((resolve) => {
-      releaseSlack = resolve;
-    });
-    slack.use(
-      http.post(SLACK_URL, async () => {
-        await slackHeld;
-        return HttpResponse.text('ok');
-      }),
-    );
-
+    const releaseSlack = holdSlack();
     const answer = handler.fetch(delivery(installEvent()));
     await new Promise((resolve) => setTimeout(resolve, 10));
     handler.stopAccepting();
