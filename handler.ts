@@ -568,71 +568,262 @@ export interface MemoryLedger extends DeliveryLedger {
 
 /** An in-memory ledger bounded by count and age; the oldest entries are evicted first. */
 export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLedger {
-  const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
   const maxAgeMs = (options.maxAgeSeconds ?? DEFAULT_DEDUPE_MAX_AGE_SECONDS) * 1000;
   const now = options.now ?? Date.now;
-  // Each id maps to the sequence number of its latest record. The records are kept oldest
-  // first in three parallel arrays, consumed from `head`: deleting from the front of a Map
-  // instead makes every later walk step over the holes (at capacity that cost 35-140 us per
-  // delivery), and an object per record cost Bun some 5 us per delivery and 10 MB at capacity
-  // (npm run bench:breakdown).
-  const latest = new Map<string, number>();
-  let ids: string[] = [];
-  let times: number[] = [];
-  let seqs: number[] = [];
-  let head = 0;
-  let seq = 0;
-
-  function isLive(index: number): boolean {
-    return latest.get(ids[index] as string) === seqs[index]; // else superseded by a later record
-  }
-
-  function evict(): void {
-    const cutoff = now() - maxAgeMs;
-    for (; head < ids.length; head++) {
-      if (!isLive(head)) continue;
-      if (latest.size <= maxEntries && (times[head] as number) > cutoff) break;
-      latest.delete(ids[head] as string);
-    }
-    if (head > 1024 && head * 2 > ids.length) {
-      ids = ids.slice(head);
-      times = times.slice(head);
-      seqs = seqs.slice(head);
-      head = 0;
-    }
-  }
+  const ids = createRecentIds(options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES);
+  const forgetExpired = () => ids.dropRecordedBy(now() - maxAgeMs);
 
   function restore(id: string, atMs: number): void {
-    latest.set(id, ++seq);
-    ids.push(id);
-    times.push(atMs);
-    seqs.push(seq);
-    evict();
+    forgetExpired(); // first, so the new record can reuse what expired ids held
+    ids.add(id, atMs);
+    forgetExpired();
   }
 
   return {
     get size() {
-      evict();
-      return latest.size;
+      forgetExpired();
+      return ids.size();
     },
     async has(id) {
-      evict();
-      return latest.has(id);
+      forgetExpired();
+      return ids.has(id);
     },
     async add(id) {
       restore(id, now());
     },
     restore,
     entries() {
-      evict();
-      const live: [string, number][] = [];
-      for (let index = head; index < ids.length; index++) {
-        if (isLive(index)) live.push([ids[index] as string, times[index] as number]);
-      }
-      return live;
+      forgetExpired();
+      return ids.entries();
     },
     async close() {},
   };
+}
+
+/**
+ * The memory ledger's store: an exact set of the most recent ids, oldest first, held in typed
+ * arrays. Kept as strings in a Map, 100,000 ids cost Node some 20 MB more after load, and each
+ * delivery paid for copying its id out of the young generation (npm run bench:breakdown);
+ * here the id string dies with the rest of its request.
+ *
+ * Records sit in a ring of slots, oldest at `head`. Their ids' bytes are appended, in the same
+ * order, to a circular byte log, so evicting the oldest record frees the oldest bytes. An
+ * open-addressing table (linear probing) maps an id to its live record. Recording an id again
+ * supersedes its old record, which stays in the ring, dead, until evicted or rebuilt away.
+ */
+function createRecentIds(maxEntries: number) {
+  // Slack in the ring for superseded records, so the O(n) rebuild that drops them is rare.
+  const capacity = maxEntries + Math.max(1, maxEntries >> 2);
+  let starts = new Int32Array(capacity); // where the record's id starts in `bytes`
+  let lengths = new Int32Array(capacity); // the id's encoded length
+  let hashes = new Int32Array(capacity);
+  let times = new Float64Array(capacity);
+  let live = new Uint8Array(capacity); // 0 once superseded
+  let head = 0;
+  let count = 0; // records in the ring, live or superseded
+  let size = 0; // live records
+  let bytes = new Uint8Array(Math.max(1024, capacity * 8));
+  let tail = 0; // where the next id's bytes go
+  // slot + 1 per cell, 0 for empty; at most half full, so every probe ends.
+  const cells = new Int32Array(2 ** Math.ceil(Math.log2(maxEntries * 2 + 1)));
+  const mask = cells.length - 1;
+
+  function cellOf(id: string, hash: number): number {
+    for (let cell = hash & mask; ; cell = (cell + 1) & mask) {
+      const entry = cells[cell] ?? 0;
+      if (entry === 0) return -1;
+      if (hashes[entry - 1] === hash && holds(entry - 1, id)) return cell;
+    }
+  }
+
+  function holds(slot: number, id: string): boolean {
+    let at = starts[slot] ?? 0;
+    const end = at + (lengths[slot] ?? 0);
+    for (let i = 0; i < id.length; i++) {
+      const unit = id.charCodeAt(i);
+      if (unit < 0x80) {
+        if (at >= end || bytes[at++] !== unit) return false;
+      } else {
+        if (at + 3 > end || bytes[at] !== 0x80) return false;
+        if (bytes[at + 1] !== unit >>> 8 || bytes[at + 2] !== (unit & 0xff)) return false;
+        at += 3;
+      }
+    }
+    return at === end;
+  }
+
+  function index(slot: number): void {
+    let cell = (hashes[slot] ?? 0) & mask;
+    while (cells[cell] !== 0) cell = (cell + 1) & mask;
+    cells[cell] = slot + 1;
+  }
+
+  function unindex(slot: number): void {
+    let hole = (hashes[slot] ?? 0) & mask;
+    while (cells[hole] !== slot + 1) hole = (hole + 1) & mask;
+    // Backward-shift deletion: pull later entries of the probe run into the hole, so lookups
+    // need no tombstones. An entry stays put when its home cell lies in (hole, next].
+    for (let next = (hole + 1) & mask; cells[next] !== 0; next = (next + 1) & mask) {
+      const home = (hashes[(cells[next] ?? 0) - 1] ?? 0) & mask;
+      const stays = hole < next ? hole < home && home <= next : hole < home || home <= next;
+      if (stays) continue;
+      cells[hole] = cells[next] ?? 0;
+      hole = next;
+    }
+    cells[hole] = 0;
+  }
+
+  function dropOldest(): void {
+    if (live[head]) {
+      unindex(head);
+      size--;
+    }
+    head = (head + 1) % capacity;
+    count--;
+  }
+
+  // Where `footprint` bytes fit without overwriting a record still in the ring, or -1.
+  function roomFor(footprint: number): number {
+    if (count === 0) return footprint <= bytes.length ? 0 : -1;
+    const oldest = starts[head] ?? 0;
+    // Not wrapped: records fill [oldest, tail), free space is after them, then before them.
+    if (tail > oldest) {
+      if (tail + footprint <= bytes.length) return tail;
+      return footprint <= oldest ? 0 : -1;
+    }
+    return tail + footprint <= oldest ? tail : -1; // wrapped: free space is [tail, oldest)
+  }
+
+  // Drops superseded records and lays the live ones out from slot 0 and byte 0, growing the
+  // byte log when live ids fill more than half of it.
+  function rebuild(footprint: number): void {
+    let liveBytes = footprint;
+    for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % capacity) {
+      if (live[slot]) liveBytes += Math.max(1, lengths[slot] ?? 0);
+    }
+    const old = { starts, lengths, hashes, times, live, bytes };
+    starts = new Int32Array(capacity);
+    lengths = new Int32Array(capacity);
+    hashes = new Int32Array(capacity);
+    times = new Float64Array(capacity);
+    live = new Uint8Array(capacity);
+    bytes = new Uint8Array(Math.max(old.bytes.length, 2 * liveBytes));
+    cells.fill(0);
+    let kept = 0;
+    tail = 0;
+    for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % capacity) {
+      if (!old.live[slot]) continue;
+      const start = old.starts[slot] ?? 0;
+      const length = old.lengths[slot] ?? 0;
+      bytes.set(old.bytes.subarray(start, start + length), tail);
+      starts[kept] = tail;
+      lengths[kept] = length;
+      hashes[kept] = old.hashes[slot] ?? 0;
+      times[kept] = old.times[slot] ?? 0;
+      live[kept] = 1;
+      index(kept);
+      kept++;
+      tail += Math.max(1, length);
+    }
+    head = 0;
+    count = kept;
+  }
+
+  return {
+    size: () => size,
+    has: (id: string) => cellOf(id, hashOf(id)) !== -1,
+    /** Records `id` at `atMs` as the newest record, evicting the oldest beyond `maxEntries`. */
+    add(id: string, atMs: number): void {
+      const hash = hashOf(id);
+      const cell = cellOf(id, hash);
+      if (cell !== -1) {
+        const slot = (cells[cell] ?? 0) - 1;
+        unindex(slot);
+        live[slot] = 0;
+        size--;
+      }
+      while (size >= maxEntries) dropOldest();
+      const length = encodedLength(id);
+      // An empty id still takes a byte, so a non-empty ring never looks empty to roomFor.
+      const footprint = Math.max(1, length);
+      let at = count < capacity ? roomFor(footprint) : -1;
+      if (at === -1) {
+        rebuild(footprint);
+        at = tail;
+      }
+      encodeInto(id, bytes, at);
+      tail = at + footprint;
+      const slot = (head + count) % capacity;
+      starts[slot] = at;
+      lengths[slot] = length;
+      hashes[slot] = hash;
+      times[slot] = atMs;
+      live[slot] = 1;
+      index(slot);
+      count++;
+      size++;
+    },
+    /** Evicts, oldest first, the records made at or before `cutoffMs`. */
+    dropRecordedBy(cutoffMs: number): void {
+      while (count > 0 && (!live[head] || (times[head] ?? 0) <= cutoffMs)) dropOldest();
+    },
+    entries(): [id: string, atMs: number][] {
+      const found: [string, number][] = [];
+      for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % capacity) {
+        if (!live[slot]) continue;
+        const start = starts[slot] ?? 0;
+        found.push([decodeId(bytes, start, start + (lengths[slot] ?? 0)), times[slot] ?? 0]);
+      }
+      return found;
+    },
+  };
+}
+
+// An id's UTF-16 code units, each as one byte below 0x80 and as three bytes (0x80, high, low)
+// otherwise: a prefix code, so exact for any string (lone surrogates too). Event ids are ASCII.
+function encodedLength(id: string): number {
+  let length = id.length;
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) >= 0x80) length += 2;
+  return length;
+}
+
+function encodeInto(id: string, bytes: Uint8Array, at: number): void {
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i);
+    if (unit < 0x80) {
+      bytes[at++] = unit;
+    } else {
+      bytes[at++] = 0x80;
+      bytes[at++] = unit >>> 8;
+      bytes[at++] = unit & 0xff;
+    }
+  }
+}
+
+function decodeId(bytes: Uint8Array, start: number, end: number): string {
+  let id = '';
+  for (let at = start; at < end; ) {
+    const byte = bytes[at] ?? 0;
+    if (byte < 0x80) {
+      id += String.fromCharCode(byte);
+      at += 1;
+    } else {
+      id += String.fromCharCode(((bytes[at + 1] ?? 0) << 8) | (bytes[at + 2] ?? 0));
+      at += 3;
+    }
+  }
+  return id;
+}
+
+// FNV-1a over the code units, then murmur3's finaliser so nearby ids spread over the table.
+// Ids reach the ledger only after their signature is checked, so no outsider picks them to
+// collide.
+function hashOf(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return hash ^ (hash >>> 16);
 }
 
 /** Where the file ledger keeps its records, and when it compacts them. */

@@ -61,6 +61,136 @@ describe('createMemoryLedger', () => {
   });
 });
 
+describe('createMemoryLedger against a plain model', () => {
+  // The ledger keeps ids as bytes in typed arrays, with its own hash table; this model keeps
+  // them as an array of records in the order they were made. Both must agree after every step.
+  type Step =
+    | { kind: 'add'; id: string; advanceMs: number }
+    | { kind: 'restore'; id: string; atMs: number }
+    | { kind: 'has'; id: string };
+
+  class Model {
+    records: { id: string; at: number }[] = [];
+    readonly maxEntries: number;
+    readonly maxAgeMs: number;
+    constructor(maxEntries: number, maxAgeMs: number) {
+      this.maxEntries = maxEntries;
+      this.maxAgeMs = maxAgeMs;
+    }
+    record(id: string, at: number, nowMs: number): void {
+      this.records = this.records.filter((record) => record.id !== id);
+      if (this.records.length >= this.maxEntries) this.records.shift();
+      this.records.push({ id, at });
+      this.forget(nowMs);
+    }
+    forget(nowMs: number): void {
+      while ((this.records[0]?.at ?? Number.POSITIVE_INFINITY) <= nowMs - this.maxAgeMs) {
+        this.records.shift();
+      }
+    }
+  }
+
+  // Few distinct ids, so records are superseded often; long and non-ASCII ones, so the byte
+  // log wraps, grows and rebuilds; the empty string and lone surrogates, which must round-trip.
+  const ids = fc.oneof(
+    fc.constantFrom('', 'a', 'b', 'evt_1', 'é', '\ud800', 'x\u0000y'),
+    fc.string({ maxLength: 4, unit: 'binary' }),
+    fc.string({ minLength: 1, maxLength: 40, size: 'max' }),
+    fc.string({ minLength: 100, maxLength: 300, unit: 'grapheme' }),
+  );
+  const steps = fc.array(
+    fc.oneof(
+      fc.record({ kind: fc.constant('add'), id: ids, advanceMs: fc.integer({ min: 0, max: 40 }) }),
+      fc.record({ kind: fc.constant('restore'), id: ids, atMs: fc.integer({ min: 0, max: 400 }) }),
+      fc.record({ kind: fc.constant('has'), id: ids }),
+    ) as fc.Arbitrary<Step>,
+    { maxLength: 200, size: 'max' },
+  );
+
+  it('remembers, evicts and lists exactly what the model does', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 40 }), steps, async (maxEntries, plan) => {
+        let nowMs = 0;
+        const ledger = createMemoryLedger({ maxEntries, maxAgeSeconds: 0.2, now: () => nowMs });
+        const model = new Model(maxEntries, 200);
+        for (const step of plan) {
+          if (step.kind === 'add') {
+            nowMs += step.advanceMs;
+            await ledger.add(step.id);
+            model.record(step.id, nowMs, nowMs);
+          } else if (step.kind === 'restore') {
+            ledger.restore(step.id, step.atMs);
+            model.record(step.id, step.atMs, nowMs);
+          } else {
+            model.forget(nowMs);
+            const expected = model.records.some((record) => record.id === step.id);
+            expect(await ledger.has(step.id)).toBe(expected);
+          }
+          model.forget(nowMs);
+          // Every record the model holds must still be found: a lookup table that loses an
+          // entry, or a byte log that overwrites one, shows here.
+          for (const record of model.records) expect(await ledger.has(record.id)).toBe(true);
+          expect(ledger.entries()).toEqual(model.records.map(({ id, at }) => [id, at]));
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('never writes an id over the oldest one when its byte log wraps', async () => {
+    // Sized for the ledger's smallest byte log, 1,024 bytes: after the first id expires, the
+    // fourth wraps to byte 0 and leaves exactly 100 bytes before the oldest live id.
+    let nowMs = 0;
+    const ledger = createMemoryLedger({ maxEntries: 10, maxAgeSeconds: 0.1, now: () => nowMs });
+    await ledger.add('a'.repeat(400));
+    nowMs = 60;
+    await ledger.add('b'.repeat(400));
+    await ledger.add('c'.repeat(200));
+    nowMs = 110;
+    await ledger.add('d'.repeat(300));
+    await ledger.add('e'.repeat(101)); // one byte more than the gap
+    await ledger.add('f'.repeat(100)); // exactly the gap, or whatever is free after a rebuild
+    const live = [...'bcdef'].map((letter, i) => letter.repeat([400, 200, 300, 101, 100][i] ?? 0));
+    expect(ledger.entries().map(([id]) => id)).toEqual(live);
+    for (const id of live) expect(await ledger.has(id)).toBe(true);
+    expect(await ledger.has('a'.repeat(400))).toBe(false);
+  });
+
+  it('tells apart two ids with the same hash', async () => {
+    // These two share their 32-bit hash in the ledger's table (found by a birthday search),
+    // so only the byte comparison keeps them apart. If the hash changes, pick a new pair.
+    const [first, second] = ['evt_624828', 'evt_1153442'];
+    const ledger = createMemoryLedger({ maxEntries: 3 });
+    await ledger.add(first);
+    expect(await ledger.has(second)).toBe(false);
+    await ledger.add(second);
+    expect([await ledger.has(first), await ledger.has(second)]).toEqual([true, true]);
+    ledger.restore(first, Date.now()); // supersedes the first record, leaving the second
+    await ledger.add('evt_other');
+    await ledger.add('evt_another'); // evicts the second, the oldest live record
+    expect([await ledger.has(first), await ledger.has(second)]).toEqual([true, false]);
+    expect(ledger.entries().map(([id]) => id)).toEqual([first, 'evt_other', 'evt_another']);
+  });
+
+  it('agrees with the model at the default size, past many wraps of its byte log', async () => {
+    const maxEntries = 1000;
+    const ledger = createMemoryLedger({ maxEntries });
+    const model = new Model(maxEntries, Number.POSITIVE_INFINITY);
+    // Lengths 1-128 in a fixed cycle, with every seventh id a repeat of a recent one.
+    for (let i = 0; i < 20_000; i++) {
+      const id = i % 7 === 0 ? `evt_${i - 700}` : `evt_${i}_${'x'.repeat((i * 37) % 120)}`;
+      await ledger.add(id);
+      model.record(id, 0, 0);
+    }
+    expect(ledger.size).toBe(maxEntries);
+    expect(ledger.entries().map(([id]) => id)).toEqual(model.records.map(({ id }) => id));
+    for (let i = 19_000; i < 20_000; i++) {
+      const id = `evt_${i}_${'x'.repeat((i * 37) % 120)}`;
+      expect(await ledger.has(id)).toBe(model.records.some((record) => record.id === id));
+    }
+  });
+});
+
 describe('openFileLedger', () => {
   const folders: string[] = [];
   const tempFile = () => {
