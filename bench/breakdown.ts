@@ -62,6 +62,8 @@ interface Breakdown {
   /** Every answer each server gave, by status code, over the measured repeats. */
   statuses: Record<string, Record<string, number>>;
   stages: { logLine: number; ledger: number; oneHmacCheck: number; rest: number };
+  /** Of the baseline's and the handler's CPU per delivery, the µs spent in the kernel. */
+  kernelMicros: { baseline: number; handler: number };
   /** Baseline CPU per delivery over the handler's: the req/s ratio a CPU-bound run tends to. */
   cpuRatio: number;
 }
@@ -117,7 +119,7 @@ async function measure(runtime: Runtime): Promise<Breakdown> {
         durationSeconds: Math.min(WARMUP_SECONDS, durationSeconds),
       });
     }
-    const cpu = new Map<ServerPlan['key'], number[]>();
+    const cpu = new Map<ServerPlan['key'], { total: number; kernel: number }[]>();
     const statuses: Breakdown['statuses'] = {};
     for (let repeat = 0; repeat < repeats; repeat++) {
       // Rotating the order spreads drift in the machine's speed over every server alike.
@@ -127,7 +129,10 @@ async function measure(runtime: Runtime): Promise<Breakdown> {
           ServerProcess,
         ];
         const result = await driveLoad(server, { ...load, durationSeconds });
-        cpu.set(plan.key, [...(cpu.get(plan.key) ?? []), result.serverCpuMicrosPerRequest]);
+        cpu.set(plan.key, [
+          ...(cpu.get(plan.key) ?? []),
+          { total: result.serverCpuMicrosPerRequest, kernel: result.serverSystemMicrosPerRequest },
+        ]);
         const seen = statuses[plan.key] ?? {};
         statuses[plan.key] = seen;
         for (const [status, count] of Object.entries(result.statuses)) {
@@ -138,8 +143,13 @@ async function measure(runtime: Runtime): Promise<Breakdown> {
     }
     // The lowest, not the median: other work on the machine only ever adds CPU time (cache
     // misses, preemption), so the least a server needed is the closest to its own cost.
+    const leanest = (key: ServerPlan['key']) => {
+      const runs = cpu.get(key) ?? [];
+      const none = { total: Number.NaN, kernel: Number.NaN };
+      return runs.reduce((best, run) => (run.total < best.total ? run : best), runs[0] ?? none);
+    };
     const cpuMicros = Object.fromEntries(
-      PLANS.map((plan) => [plan.key, round(Math.min(...(cpu.get(plan.key) ?? [Number.NaN])))]),
+      PLANS.map((plan) => [plan.key, round(leanest(plan.key).total)]),
     ) as CpuByServer;
     const rssMegabytes = Object.fromEntries(
       servers.map(([plan, server]) => [plan.key, round(server.rssBytes() / 1e6)]),
@@ -159,6 +169,10 @@ async function measure(runtime: Runtime): Promise<Breakdown> {
         oneHmacCheck: round(oneHmacCheck),
         rest: round(rest),
       },
+      kernelMicros: {
+        baseline: round(leanest('baseline').kernel),
+        handler: round(leanest('handler').kernel),
+      },
       cpuRatio: round(cpuMicros.baseline / cpuMicros.handler),
     };
   } finally {
@@ -176,6 +190,8 @@ function toMarkdown(breakdowns: Breakdown[]): string {
     ['of which: one HMAC check (a second secret costs this)', fmt(b.stages.oneHmacCheck)],
     ['of which: the rest (validation, route, in-flight join, answer)', fmt(b.stages.rest)],
     ['baseline / handler CPU', String(b.cpuRatio)],
+    ['in the kernel (syscalls, waking the client): baseline', fmt(b.kernelMicros.baseline)],
+    ['in the kernel (syscalls, waking the client): handler.ts', fmt(b.kernelMicros.handler)],
     ['RSS after load, MB: baseline', fmt(b.rssMegabytes.baseline)],
     ['RSS after load, MB: handler.ts', fmt(b.rssMegabytes.handler)],
     ['RSS after load, MB: harness without the ledger', fmt(b.rssMegabytes['no-ledger'])],

@@ -29,6 +29,8 @@ export interface LoadResult {
   /** Connection errors and timeouts seen by the load generator. */
   errors: number;
   serverCpuMicrosPerRequest: number;
+  /** The part of it spent in the kernel. */
+  serverSystemMicrosPerRequest: number;
   /** The server's CPU time over the wall time: 1 is one core kept busy. */
   serverCpuShare: number;
   /** The load generator's own CPU time over the wall time; near 1, it is the bottleneck. */
@@ -42,6 +44,7 @@ export async function driveLoad(server: ServerProcess, options: LoadOptions): Pr
   // autocannon's own histogram keeps whole milliseconds; these keep the fraction.
   const latenciesMs: number[] = [];
   const serverCpuBefore = server.cpuMicros();
+  const serverSystemBefore = server.systemCpuMicros();
   const clientCpuBefore = process.cpuUsage();
   const machineCpuBefore = readMachineBusyMicros();
   const startedAt = performance.now();
@@ -64,6 +67,7 @@ export async function driveLoad(server: ServerProcess, options: LoadOptions): Pr
 
   const wallMicros = (performance.now() - startedAt) * 1000;
   const serverCpuMicros = server.cpuMicros() - serverCpuBefore;
+  const serverSystemMicros = server.systemCpuMicros() - serverSystemBefore;
   const clientCpu = process.cpuUsage(clientCpuBefore);
   const clientCpuMicros = clientCpu.user + clientCpu.system;
   const machineCpuMicros = readMachineBusyMicros() - machineCpuBefore;
@@ -82,6 +86,7 @@ export async function driveLoad(server: ServerProcess, options: LoadOptions): Pr
     statuses,
     errors: result.errors,
     serverCpuMicrosPerRequest: serverCpuMicros / Math.max(1, sorted.length),
+    serverSystemMicrosPerRequest: serverSystemMicros / Math.max(1, sorted.length),
     serverCpuShare: serverCpuMicros / wallMicros,
     clientCpuShare: clientCpuMicros / wallMicros,
     otherCpuShare: Math.max(0, machineCpuMicros - serverCpuMicros - clientCpuMicros) / wallMicros,

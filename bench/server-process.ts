@@ -20,6 +20,7 @@ const LISTENING_PATTERN = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 export const CLOCK_TICKS_PER_SECOND = readClockTicks();
+const MICROS_PER_TICK = 1_000_000 / CLOCK_TICKS_PER_SECOND;
 
 /** Whether `taskset` can pin processes here; without it nothing is pinned. */
 export const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -44,6 +45,8 @@ export interface ServerProcess {
   origin: string;
   /** User plus system CPU time so far, in microseconds, over all of the process's threads. */
   cpuMicros(): number;
+  /** The system (kernel) part of it: syscalls, and the wake-ups of whoever reads its sockets. */
+  systemCpuMicros(): number;
   /** Resident set size now, in bytes. */
   rssBytes(): number;
   /** What the process printed to stdout since the last call. */
@@ -95,7 +98,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     name: options.name,
     pid,
     origin,
-    cpuMicros: () => readCpuMicros(pid),
+    cpuMicros: () => readCpuTicks(pid, 'user+system') * MICROS_PER_TICK,
+    systemCpuMicros: () => readCpuTicks(pid, 'system') * MICROS_PER_TICK,
     rssBytes: () => readRssBytes(pid),
     readNewOutput: output,
     async stop() {
@@ -155,13 +159,13 @@ function createOutputReader(path: string): () => string {
   };
 }
 
-function readCpuMicros(pid: number): number {
+function readCpuTicks(pid: number, which: 'user+system' | 'system'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which sits in parentheses and may hold spaces; utime and
   // stime are fields 14 and 15 of proc(5), so 12th and 13th after the name.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+  const system = Number(fields[12]);
+  return which === 'system' ? system : Number(fields[11]) + system;
 }
 
 function readRssBytes(pid: number): number {
