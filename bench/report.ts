@@ -15,8 +15,17 @@ export interface TargetCheck {
   met: boolean;
 }
 
+/**
+ * The receive-path ratio. When the load generator ran out of CPU in either run, req/s shows
+ * the client's limit rather than the server's, so the target is judged by CPU per delivery.
+ */
+export interface ReceiveRatioCheck extends TargetCheck {
+  clientBound: boolean;
+  cpuRatio: number;
+}
+
 export interface Targets {
-  receiveRatio: TargetCheck;
+  receiveRatio: ReceiveRatioCheck;
   verifySmallRatio: TargetCheck;
   verifyLargeRatio: TargetCheck;
   rssRatio: TargetCheck;
@@ -37,6 +46,8 @@ export interface MachineInfo {
 }
 
 const SMALL_BYTES = 1024;
+// A load generator busy this much of its core is the bottleneck of the run.
+const CLIENT_BOUND_SHARE = 0.9;
 const MEBIBYTE = 1024 * 1024;
 
 /** Checks one runtime's figures against the issue's targets. */
@@ -48,7 +59,7 @@ export function checkTargets(result: RuntimeResult): Targets {
   );
   const cases = Object.fromEntries(result.rejections.map((r) => [r.name, r.keptAlive]));
   return {
-    receiveRatio: atLeast(result.ratio, 0.85),
+    receiveRatio: receiveRatio(result, 0.85),
     verifySmallRatio: atMost(small?.ratioToFastestNative ?? Number.NaN, 1.5),
     verifyLargeRatio: atMost(largest, 1.2),
     rssRatio: atMost(result.receive.rssRatio, 1.3),
@@ -56,8 +67,17 @@ export function checkTargets(result: RuntimeResult): Targets {
   };
 }
 
-function atLeast(value: number, bound: number): TargetCheck {
-  return { value: round(value), bound: `>= ${bound}`, met: value >= bound };
+function receiveRatio(result: RuntimeResult, bound: number): ReceiveRatioCheck {
+  const { handler, baseline, ratio, cpuRatio } = result.receive;
+  const clientBound =
+    Math.max(handler.clientCpuShare, baseline.clientCpuShare) >= CLIENT_BOUND_SHARE;
+  return {
+    value: round(ratio),
+    bound: `>= ${bound}`,
+    met: (clientBound ? cpuRatio : ratio) >= bound,
+    clientBound,
+    cpuRatio: round(cpuRatio),
+  };
 }
 
 function atMost(value: number, bound: number): TargetCheck {
@@ -175,7 +195,9 @@ const METHOD_NOTES = [
   '- CPU µs/req is the server\'s utime+stime from /proc/<pid>/stat over the answers. "CPU',
   '  srv/cli/other" is server, load generator and every other process on the machine (noise),',
   '  each over wall time, in cores. A client share near 100% means the run was client-bound:',
-  '  then req/s understates that server and the CPU ratio is the better comparison.',
+  '  then req/s understates that server and the CPU ratio is the better comparison. When',
+  '  either receive-path run had a client share of 90% or more, the targets table says',
+  '  "client-bound" and judges the 0.85 target by the CPU ratio instead.',
   '- The handler logs one JSON line per delivery to stdout, sent to a file.',
   '- autocannon limits rate as a per-second quota per connection: each connection sends its',
   '  quota back to back from the start of each second, then waits. The fixed-rate p99 is',
@@ -199,7 +221,9 @@ function targetsTable(results: RuntimeResult[]): string {
       .join(', ');
     return [
       result.runtime,
-      check(targets.receiveRatio),
+      targets.receiveRatio.clientBound
+        ? `${targets.receiveRatio.value} client-bound; by CPU ${targets.receiveRatio.cpuRatio} ${mark(targets.receiveRatio.met)}`
+        : check(targets.receiveRatio),
       check(targets.verifySmallRatio),
       check(targets.verifyLargeRatio),
       check(targets.rssRatio),

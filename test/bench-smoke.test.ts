@@ -41,6 +41,8 @@ describe('npm run bench --quick', () => {
         1024 * 1024,
       ]);
       expect(node.targets.receiveRatio.value).toBeGreaterThan(0);
+      expect(node.targets.receiveRatio.cpuRatio).toBeGreaterThan(0);
+      expect(typeof node.targets.receiveRatio.clientBound).toBe('boolean');
       expect(report.machine.cores).toBeGreaterThan(0);
     },
     BENCH_TIMEOUT_MS + 5_000,
