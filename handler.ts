@@ -613,7 +613,10 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
  */
 function createRecentIds(maxEntries: number) {
   // Slack in the ring for superseded records, so the O(n) rebuild that drops them is rare.
-  const capacity = maxEntries + Math.max(1, maxEntries >> 2);
+  const maxCapacity = maxEntries + Math.max(1, maxEntries >> 2);
+  // The ring starts small and doubles as ids arrive, so memory follows the ids held, not the
+  // bound: DEDUPE_MAX_ENTRIES=10000000 costs nothing until that many deliveries came.
+  let capacity = Math.min(maxCapacity, INITIAL_RING_SLOTS);
   let starts = new Int32Array(capacity); // where the record's id starts in `bytes`
   let lengths = new Int32Array(capacity); // the id's encoded length
   let hashes = new Int32Array(capacity);
@@ -625,8 +628,8 @@ function createRecentIds(maxEntries: number) {
   let bytes = new Uint8Array(Math.max(1024, capacity * 8));
   let tail = 0; // where the next id's bytes go
   // slot + 1 per cell, 0 for empty; at most half full, so every probe ends.
-  const cells = new Int32Array(2 ** Math.ceil(Math.log2(maxEntries * 2 + 1)));
-  const mask = cells.length - 1;
+  let cells = new Int32Array(cellsFor(capacity));
+  let mask = cells.length - 1;
 
   function cellOf(id: string, hash: number): number {
     for (let cell = hash & mask; ; cell = (cell + 1) & mask) {
@@ -694,24 +697,27 @@ function createRecentIds(maxEntries: number) {
     return tail + footprint <= oldest ? tail : -1; // wrapped: free space is [tail, oldest)
   }
 
-  // Drops superseded records and lays the live ones out from slot 0 and byte 0, growing the
-  // byte log when live ids fill more than half of it.
+  // Drops superseded records and lays the live ones out from slot 0 and byte 0, doubling the
+  // ring (up to its cap) when more than half of it is live, and the byte log when live ids
+  // fill more than half of it.
   function rebuild(footprint: number): void {
     let liveBytes = footprint;
     for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % capacity) {
       if (live[slot]) liveBytes += Math.max(1, lengths[slot] ?? 0);
     }
-    const old = { starts, lengths, hashes, times, live, bytes };
+    const old = { capacity, starts, lengths, hashes, times, live, bytes };
+    if (2 * (size + 1) > capacity) capacity = Math.min(maxCapacity, 2 * capacity);
     starts = new Int32Array(capacity);
     lengths = new Int32Array(capacity);
     hashes = new Int32Array(capacity);
     times = new Float64Array(capacity);
     live = new Uint8Array(capacity);
     bytes = new Uint8Array(Math.max(old.bytes.length, 2 * liveBytes));
-    cells.fill(0);
+    cells = new Int32Array(cellsFor(capacity));
+    mask = cells.length - 1;
     let kept = 0;
     tail = 0;
-    for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % capacity) {
+    for (let i = 0, slot = head; i < count; i++, slot = (slot + 1) % old.capacity) {
       if (!old.live[slot]) continue;
       const start = old.starts[slot] ?? 0;
       const length = old.lengths[slot] ?? 0;
@@ -777,6 +783,13 @@ function createRecentIds(maxEntries: number) {
       return found;
     },
   };
+}
+
+const INITIAL_RING_SLOTS = 64;
+
+/** A power of two at least twice `slots`, so the table of that many records is half empty. */
+function cellsFor(slots: number): number {
+  return 2 ** Math.ceil(Math.log2(2 * slots + 1));
 }
 
 // An id's UTF-16 code units, each as one byte below 0x80 and as three bytes (0x80, high, low)

@@ -137,6 +137,49 @@ describe('createMemoryLedger against a plain model', () => {
     );
   });
 
+  it('takes memory for the ids it holds, not for its bound', async () => {
+    // Sized up front, a billion-entry bound would ask for gigabytes at start and fail.
+    const before = process.memoryUsage().arrayBuffers;
+    const ledger = createMemoryLedger({ maxEntries: 1_000_000_000 });
+    for (let i = 0; i < 1000; i++) await ledger.add(`evt_${i}`);
+    expect(await ledger.has('evt_999')).toBe(true);
+    expect(ledger.size).toBe(1000);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1024 * 1024);
+  });
+
+  it('agrees with the model while its ring grows from a few slots to hundreds', async () => {
+    // The ring starts at 64 slots and doubles on demand; a few hundred entries make it grow
+    // several times, with superseded records and expiries mixed in.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 60, max: 400 }),
+        fc.array(fc.tuple(fc.nat({ max: 999 }), fc.nat({ max: 3 })), {
+          minLength: 300,
+          maxLength: 1500,
+          size: 'max',
+        }),
+        async (maxEntries, plan) => {
+          let nowMs = 0;
+          const ledger = createMemoryLedger({ maxEntries, maxAgeSeconds: 5, now: () => nowMs });
+          const model = new Model(maxEntries, 5000);
+          for (const [n, advanceMs] of plan) {
+            nowMs += advanceMs;
+            const id = `evt_${n}_${'x'.repeat(n % 50)}`;
+            await ledger.add(id);
+            model.record(id, nowMs, nowMs);
+          }
+          expect(ledger.entries()).toEqual(model.records.map(({ id, at }) => [id, at]));
+          for (const record of model.records) expect(await ledger.has(record.id)).toBe(true);
+          for (let n = 0; n < 1000; n += 7) {
+            const id = `evt_${n}_${'x'.repeat(n % 50)}`;
+            expect(await ledger.has(id)).toBe(model.records.some((record) => record.id === id));
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it('never writes an id over the oldest one when its byte log wraps', async () => {
     // Sized for the ledger's smallest byte log, 1,024 bytes: after the first id expires, the
     // fourth wraps to byte 0 and leaves exactly 100 bytes before the oldest live id.
