@@ -570,7 +570,11 @@ export interface MemoryLedger extends DeliveryLedger {
 export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLedger {
   const maxAgeMs = (options.maxAgeSeconds ?? DEFAULT_DEDUPE_MAX_AGE_SECONDS) * 1000;
   const now = options.now ?? Date.now;
-  const ids = createRecentIds(options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES);
+  const maxEntries = options.maxEntries ?? DEFAULT_DEDUPE_MAX_ENTRIES;
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+    throw new RangeError(`maxEntries must be a whole number of at least 1, got ${maxEntries}.`);
+  }
+  const ids = createRecentIds(maxEntries);
   const forgetExpired = () => ids.dropRecordedBy(now() - maxAgeMs);
 
   function restore(id: string, atMs: number): void {
@@ -613,9 +617,10 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
  */
 function createRecentIds(maxEntries: number) {
   // Slack in the ring for superseded records, so the O(n) rebuild that drops them is rare.
-  const maxCapacity = maxEntries + Math.max(1, maxEntries >> 2);
-  // The ring starts small and doubles as ids arrive, so memory follows the ids held, not the
-  // bound: DEDUPE_MAX_ENTRIES=10000000 costs nothing until that many deliveries came.
+  const maxCapacity = maxEntries + Math.max(1, Math.floor(maxEntries / 4));
+  // The ring starts small and doubles as ids arrive, so memory follows the most ids it has
+  // held, not the bound: DEDUPE_MAX_ENTRIES=10000000 costs nothing until that many deliveries
+  // came. It never shrinks.
   let capacity = Math.min(maxCapacity, INITIAL_RING_SLOTS);
   let starts = new Int32Array(capacity); // where the record's id starts in `bytes`
   let lengths = new Int32Array(capacity); // the id's encoded length
@@ -769,7 +774,11 @@ function createRecentIds(maxEntries: number) {
       count++;
       size++;
     },
-    /** Evicts, oldest first, the records made at or before `cutoffMs`. */
+    /**
+     * Evicts the records made at or before `cutoffMs`, oldest first, up to the first newer
+     * one. Records are in the order they were made, which is time order unless the clock
+     * stepped back or a file was restored out of order: then expiry comes late, never early.
+     */
     dropRecordedBy(cutoffMs: number): void {
       while (count > 0 && (!live[head] || (times[head] ?? 0) <= cutoffMs)) dropOldest();
     },
@@ -920,8 +929,11 @@ export async function openFileLedger(options: FileLedgerOptions): Promise<Memory
 function parseLedgerLine(line: string): { id: string; at: number } | null {
   try {
     const record: unknown = JSON.parse(line);
-    if (isRecord(record) && typeof record.id === 'string' && typeof record.at === 'number') {
-      return { id: record.id, at: record.at };
+    // Only what add() writes: a validated event id and a finite time. An edited or foreign
+    // line (an "at" of 1e999 would hold back every expiry) is skipped like a torn one.
+    const { id, at } = isRecord(record) ? record : {};
+    if (typeof id === 'string' && EVENT_ID_PATTERN.test(id) && Number.isFinite(at)) {
+      return { id, at: at as number };
     }
   } catch {}
   return null;

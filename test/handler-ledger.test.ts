@@ -137,6 +137,13 @@ describe('createMemoryLedger against a plain model', () => {
     );
   });
 
+  it('refuses a bound that is not a whole number of at least 1', () => {
+    // 0 or a negative bound would evict forever, a fraction would index between slots.
+    for (const maxEntries of [0, -1, 2.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createMemoryLedger({ maxEntries }), String(maxEntries)).toThrow(RangeError);
+    }
+  });
+
   it('takes memory for the ids it holds, not for its bound', async () => {
     // Sized up front, a billion-entry bound would ask for gigabytes at start and fail.
     const before = process.memoryUsage().arrayBuffers;
@@ -270,6 +277,22 @@ describe('openFileLedger', () => {
     const reopened = await openFileLedger({ path });
     expect(await reopened.has('evt_1')).toBe(true);
     await reopened.close();
+  });
+
+  it('skips lines add() could not have written: a foreign id, or a time that is not finite', async () => {
+    // An "at" of 1e999 parses as Infinity and would hold back every later expiry.
+    const now = Date.now();
+    const path = tempFile();
+    const lines = [
+      '{"id":"evt_1","at":1e999}',
+      `{"id":"not an event id","at":${now}}`,
+      `{"id":"${'é'.repeat(1000)}","at":${now}}`,
+      `{"id":"evt_2","at":${now}}`,
+    ];
+    writeFileSync(path, lines.join('\n'));
+    const ledger = await openFileLedger({ path });
+    expect(ledger.entries().map(([id]) => id)).toEqual(['evt_2']);
+    await ledger.close();
   });
 
   it('skips a half-written last line left by a crash', async () => {
