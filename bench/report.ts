@@ -219,11 +219,12 @@ function targetsTable(results: RuntimeResult[]): string {
     const refusals = Object.entries(targets.refusalsKeepAlive.cases)
       .map(([name, kept]) => `${name} ${mark(kept)}`)
       .join(', ');
+    const receive = targets.receiveRatio;
     return [
       result.runtime,
-      targets.receiveRatio.clientBound
-        ? `${targets.receiveRatio.value} client-bound; by CPU ${targets.receiveRatio.cpuRatio} ${mark(targets.receiveRatio.met)}`
-        : check(targets.receiveRatio),
+      receive.clientBound
+        ? `${receive.value} client-bound; by CPU ${receive.cpuRatio} ${mark(receive.met)}`
+        : check(receive),
       check(targets.verifySmallRatio),
       check(targets.verifyLargeRatio),
       check(targets.rssRatio),

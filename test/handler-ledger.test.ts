@@ -279,7 +279,7 @@ describe('openFileLedger', () => {
     await reopened.close();
   });
 
-  it('skips lines add() could not have written: a foreign id, or a time that is not finite', async () => {
+  it('skips lines add() cannot write: a foreign id, or a time that is not finite', async () => {
     // An "at" of 1e999 parses as Infinity and would hold back every later expiry.
     const now = Date.now();
     const path = tempFile();
