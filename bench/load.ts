@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import autocannon, { type RequestOptions, type Result } from 'autocannon';
 import type { Delivery } from './deliveries.ts';
-import { CLOCK_TICKS_PER_SECOND, type ServerProcess } from './server-process.ts';
+import { CLOCK_TICKS_PER_SECOND } from './proc-usage.ts';
+import type { ServerProcess } from './server-process.ts';
 import { percentile } from './stats.ts';
 
 export const WEBHOOK_PATH = '/webhooks/platform';

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Every handler variable set, so a developer's .env never reaches a bench server.
 import { ISOLATED_ENV, type Runtime, runtimeCommand } from '../simulator/handler-process.ts';
+import { readCpuMicros } from './proc-usage.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -17,10 +18,6 @@ const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 const POLL_INTERVAL_MS = 25;
 const LISTENING_PATTERN = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
-
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
-export const CLOCK_TICKS_PER_SECOND = readClockTicks();
-const MICROS_PER_TICK = 1_000_000 / CLOCK_TICKS_PER_SECOND;
 
 /** Whether `taskset` can pin processes here; without it nothing is pinned. */
 export const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -98,8 +95,11 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     name: options.name,
     pid,
     origin,
-    cpuMicros: () => readCpuTicks(pid, 'user+system') * MICROS_PER_TICK,
-    systemCpuMicros: () => readCpuTicks(pid, 'system') * MICROS_PER_TICK,
+    cpuMicros: () => {
+      const { userMicros, systemMicros } = readCpuMicros(pid);
+      return userMicros + systemMicros;
+    },
+    systemCpuMicros: () => readCpuMicros(pid).systemMicros,
     rssBytes: () => readRssBytes(pid),
     readNewOutput: output,
     async stop() {
@@ -159,23 +159,8 @@ function createOutputReader(path: string): () => string {
   };
 }
 
-function readCpuTicks(pid: number, which: 'user+system' | 'system'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which sits in parentheses and may hold spaces; utime and
-  // stime are fields 14 and 15 of proc(5), so 12th and 13th after the name.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const system = Number(fields[12]);
-  return which === 'system' ? system : Number(fields[11]) + system;
-}
-
 function readRssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kilobytes = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
   return Number(kilobytes) * 1024;
-}
-
-function readClockTicks(): number {
-  const result = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const ticks = Number(result.stdout?.trim());
-  return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
 }

@@ -222,7 +222,7 @@ describe('createMemoryLedger against a plain model', () => {
     expect(ledger.entries().map(([id]) => id)).toEqual([first, 'evt_other', 'evt_another']);
   });
 
-  it('agrees with the model at the default size, past many wraps of its byte log', async () => {
+  it('agrees with the model at a thousand entries, past many wraps of its byte log', async () => {
     const maxEntries = 1000;
     const ledger = createMemoryLedger({ maxEntries });
     const model = new Model(maxEntries, Number.POSITIVE_INFINITY);
